@@ -1,0 +1,319 @@
+"""Datasets: embeddings, ids, relevance judgements and optional texts, validated on the way in.
+
+A dataset folder has the BEIR layout plus embeddings::
+
+    corpus.jsonl[.gz]      optional texts  {"_id", "title", "text"}
+    queries.jsonl          optional texts  {"_id", "text"}
+    qrels/<split>.tsv      header "query-id<TAB>corpus-id<TAB>score"
+    emb/<model>/corpus.npy (n_records, dim)  float32 (float16/float64 converted)
+    emb/<model>/queries.npy (n_queries, dim)
+    emb/<model>/corpus_ids.txt, query_ids.txt  one id per line, in row order
+
+:func:`load_dataset` reads a folder or a zip of one; :func:`dataset_from_arrays` wraps arrays
+from Python; :func:`load_query_set` reads a second query set (an OOD set) over the same corpus.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError
+from .files import (check_matrix, dataset_root, load_matrix, read_id_list, read_jsonl_texts,
+                    read_qrels, remove_tree, safe_extract_zip)
+
+#: Order in which qrels files are pooled (then any other file, alphabetically), as BEIR names them.
+QRELS_ORDER = ("train", "dev", "validation", "val", "test")
+
+
+@dataclass
+class QuerySet:
+    """Labelled queries resolved to corpus rows.
+
+    ``emb`` is (n_queries, dim) float32 as the model gave them; ``answers[j]`` holds the corpus row
+    indices judged relevant (grade > 0) for query j and ``grades[j]`` their grades, same order.
+    """
+
+    ids: list[str]
+    emb: np.ndarray
+    answers: list[np.ndarray]
+    grades: list[np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def subset(self, positions: np.ndarray | list[int]) -> "QuerySet":
+        positions = list(positions)
+        return QuerySet([self.ids[i] for i in positions], self.emb[positions],
+                        [self.answers[i] for i in positions], [self.grades[i] for i in positions])
+
+
+@dataclass
+class Dataset:
+    """A validated retrieval dataset (see the module docstring for the layout).
+
+    ``corpus_emb`` (n_records, dim) float32, possibly memory-mapped, rows as given (not normalised);
+    ``query_emb`` (n_queries, dim) float32. ``qrels`` maps every query with at least one positive
+    judgement to ``{corpus_id: grade}`` (all files pooled); ``qrels_files`` keeps each file's own
+    judgements (``"train"``, ``"test"``, ...). ``labelled_ids`` lists the usable queries in pooled
+    order: qrels files in :data:`QRELS_ORDER`, each in order of first appearance.
+    ``notes`` records every conversion and exclusion made while loading.
+    """
+
+    name: str
+    model: str
+    corpus_ids: list[str]
+    corpus_emb: np.ndarray
+    query_ids: list[str]
+    query_emb: np.ndarray
+    qrels: dict[str, dict[str, int]]
+    qrels_files: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    corpus_text: dict[str, str] | None = None
+    query_text: dict[str, str] | None = None
+    notes: list[str] = field(default_factory=list)
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        self.record_row = {cid: i for i, cid in enumerate(self.corpus_ids)}
+        self.query_row = {qid: i for i, qid in enumerate(self.query_ids)}
+
+    @property
+    def n_records(self) -> int:
+        return int(self.corpus_emb.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.corpus_emb.shape[1])
+
+    @property
+    def labelled_ids(self) -> list[str]:
+        return list(self.qrels)
+
+    def queries(self, ids: list[str]) -> QuerySet:
+        """The labelled queries ``ids`` (each must have a positive judgement) as a QuerySet."""
+        unknown = [q for q in ids if q not in self.qrels]
+        if unknown:
+            raise DataError(f"{len(unknown)} query ids have no positive judgement or are unknown, "
+                            f"e.g. {unknown[:3]}", "split")
+        rows = np.fromiter((self.query_row[q] for q in ids), dtype=np.int64, count=len(ids))
+        emb = np.asarray(self.query_emb[rows], dtype=np.float32) if len(ids) else \
+            np.zeros((0, self.dim), np.float32)
+        return _resolve(ids, emb, self.qrels, self.record_row)
+
+
+def _resolve(ids: list[str], emb: np.ndarray, qrels: dict[str, dict[str, int]],
+             record_row: dict[str, int]) -> QuerySet:
+    answers, grades = [], []
+    for q in ids:
+        pos = [(record_row[d], g) for d, g in qrels[q].items() if g > 0]
+        answers.append(np.array([r for r, _ in pos], dtype=np.int64))
+        grades.append(np.array([g for _, g in pos], dtype=np.float64))
+    return QuerySet(list(ids), emb, answers, grades)
+
+
+def _pool_qrels(files: dict[str, dict[str, dict[str, int]]], labels: dict[str, str],
+                corpus_row: dict[str, int], query_row: dict[str, int],
+                notes: list[str]) -> dict[str, dict[str, int]]:
+    """Merge qrels files, check every id, drop queries without a positive judgement (noted)."""
+    def order(name: str) -> tuple[int, str]:
+        return (QRELS_ORDER.index(name) if name in QRELS_ORDER else len(QRELS_ORDER), name)
+
+    pooled: dict[str, dict[str, int]] = {}
+    for name in sorted(files, key=order):
+        for qid, judged in files[name].items():
+            if qid not in query_row:
+                raise DataError(f"query id {qid!r} is not in the query id list", labels[name])
+            merged = pooled.setdefault(qid, {})
+            for did, grade in judged.items():
+                if did not in corpus_row:
+                    raise DataError(f"corpus id {did!r} (query {qid!r}) is not in the corpus id list",
+                                    labels[name])
+                if did in merged and merged[did] != grade:
+                    raise DataError(f"query {qid!r} judges record {did!r} {merged[did]} in one qrels "
+                                    f"file and {grade} in another", labels[name])
+                merged[did] = grade
+    empty = [q for q, judged in pooled.items() if not any(g > 0 for g in judged.values())]
+    for q in empty:
+        del pooled[q]
+    if empty:
+        notes.append(f"excluded {len(empty)} queries without any positive judgement "
+                     f"(e.g. {', '.join(empty[:3])})")
+    if not pooled:
+        raise DataError("no query has a positive judgement (score > 0); nothing to train or test on",
+                        "qrels")
+    return pooled
+
+
+def _check_pair(corpus: np.ndarray, queries: np.ndarray, corpus_src: str, query_src: str) -> None:
+    if corpus.shape[1] != queries.shape[1]:
+        raise DataError(f"queries have dimension {queries.shape[1]} but the corpus has dimension "
+                        f"{corpus.shape[1]}; both must come from the same model", query_src)
+
+
+def _check_count(ids: list[str], arr: np.ndarray, ids_src: str, arr_src: str) -> None:
+    if len(ids) != arr.shape[0]:
+        raise DataError(f"has {len(ids)} ids but {arr_src} has {arr.shape[0]} rows; expected one id "
+                        "per row", ids_src)
+
+
+def available_models(folder: str | Path) -> list[str]:
+    """Names of the embedding sets under ``folder/emb/`` (sorted)."""
+    emb = Path(folder) / "emb"
+    return sorted(p.name for p in emb.iterdir() if p.is_dir()) if emb.is_dir() else []
+
+
+def _pick_model(root: Path, model: str | None) -> str:
+    models = available_models(root)
+    if not models:
+        raise DataError("has no emb/<model>/ folder; expected emb/<model>/corpus.npy, queries.npy, "
+                        "corpus_ids.txt and query_ids.txt", str(root))
+    if model is None:
+        if len(models) > 1:
+            raise DataError(f"holds several embedding sets; choose one of {models}", str(root))
+        return models[0]
+    if model not in models:
+        raise DataError(f"has no embedding set {model!r}; available: {models}", str(root))
+    return model
+
+
+def _require(path: Path) -> Path:
+    if not path.is_file():
+        raise DataError("file is missing", str(path))
+    return path
+
+
+def _read_qrels_dir(root: Path, max_bytes: int | None) -> tuple[dict, dict]:
+    qdir = root / "qrels"
+    paths = sorted(qdir.glob("*.tsv")) if qdir.is_dir() else []
+    if not paths:
+        raise DataError("has no qrels/*.tsv file; expected at least one with header "
+                        "'query-id<TAB>corpus-id<TAB>score'", str(root))
+    files = {p.stem: read_qrels(p, max_bytes) for p in paths}
+    return files, {p.stem: str(p) for p in paths}
+
+
+def load_dataset(path: str | Path, model: str | None = None, *, max_bytes: int | None = None,
+                 load_texts: bool = True, extract_dir: str | Path | None = None) -> Dataset:
+    """Load and validate a dataset folder, or a ``.zip`` of one.
+
+    ``model`` picks ``emb/<model>/`` (needed only when there are several). ``max_bytes`` caps each
+    file. A zip is checked (path traversal, symlinks, expansion ratio) and extracted to
+    ``extract_dir`` (default: a temporary folder); arrays are then read into memory so the folder
+    can go. Raises :class:`DataError` for any problem.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError("no such file or folder", str(path))
+    if path.is_file():
+        if path.suffix.lower() != ".zip":
+            raise DataError("expected a dataset folder or a .zip archive of one", str(path))
+        tmp = Path(extract_dir) if extract_dir else Path(tempfile.mkdtemp(prefix="nudge-zip-"))
+        try:
+            safe_extract_zip(path, tmp)
+            ds = load_dataset(dataset_root(tmp), model, max_bytes=max_bytes, load_texts=load_texts)
+            ds.corpus_emb = np.array(ds.corpus_emb)  # detach from the extracted files
+            ds.query_emb = np.array(ds.query_emb)
+            ds.source = str(path)
+            ds.name = path.stem
+            return ds
+        finally:
+            if extract_dir is None:
+                remove_tree(tmp)
+    root = dataset_root(path)
+    model = _pick_model(root, model)
+    emb = root / "emb" / model
+    notes: list[str] = []
+    corpus_ids = read_id_list(_require(emb / "corpus_ids.txt"), max_bytes)
+    query_ids = read_id_list(_require(emb / "query_ids.txt"), max_bytes)
+    corpus = load_matrix(_require(emb / "corpus.npy"), "record embeddings", max_bytes, notes)
+    queries = load_matrix(_require(emb / "queries.npy"), "query embeddings", max_bytes, notes)
+    _check_count(corpus_ids, corpus, str(emb / "corpus_ids.txt"), "corpus.npy")
+    _check_count(query_ids, queries, str(emb / "query_ids.txt"), "queries.npy")
+    _check_pair(corpus, queries, str(emb / "corpus.npy"), str(emb / "queries.npy"))
+    files, labels = _read_qrels_dir(root, max_bytes)
+    corpus_row = {c: i for i, c in enumerate(corpus_ids)}
+    query_row = {q: i for i, q in enumerate(query_ids)}
+    qrels = _pool_qrels(files, labels, corpus_row, query_row, notes)
+    corpus_text = query_text = None
+    if load_texts:
+        for name in ("corpus.jsonl", "corpus.jsonl.gz"):
+            if (root / name).is_file():
+                corpus_text = read_jsonl_texts(root / name, max_bytes)
+                break
+        if (root / "queries.jsonl").is_file():
+            query_text = read_jsonl_texts(root / "queries.jsonl", max_bytes)
+    return Dataset(name=root.name, model=model, corpus_ids=corpus_ids, corpus_emb=corpus,
+                   query_ids=query_ids, query_emb=queries, qrels=qrels, qrels_files=files,
+                   corpus_text=corpus_text, query_text=query_text, notes=notes, source=str(root))
+
+
+def dataset_from_arrays(corpus_emb: np.ndarray, query_emb: np.ndarray,
+                        qrels: dict[str, dict[str, int]], corpus_ids: list[str] | None = None,
+                        query_ids: list[str] | None = None, *, name: str = "arrays",
+                        model: str = "custom") -> Dataset:
+    """A Dataset from arrays in memory, validated like files.
+
+    ``corpus_ids``/``query_ids`` default to ``"0".."n-1"``; ``qrels`` is ``{query_id: {corpus_id:
+    grade}}`` (grade > 0 = relevant).
+    """
+    notes: list[str] = []
+    corpus = check_matrix(np.asarray(corpus_emb) if not isinstance(corpus_emb, np.ndarray)
+                          else corpus_emb, "corpus_emb", "record embeddings", notes)
+    queries = check_matrix(np.asarray(query_emb) if not isinstance(query_emb, np.ndarray)
+                           else query_emb, "query_emb", "query embeddings", notes)
+    _check_pair(corpus, queries, "corpus_emb", "query_emb")
+    corpus_ids = [str(i) for i in range(corpus.shape[0])] if corpus_ids is None else \
+        [str(c) for c in corpus_ids]
+    query_ids = [str(i) for i in range(queries.shape[0])] if query_ids is None else \
+        [str(q) for q in query_ids]
+    for ids, arr, src in ((corpus_ids, corpus, "corpus_ids"), (query_ids, queries, "query_ids")):
+        _check_count(ids, arr, src, src.replace("_ids", "_emb"))
+        if len(set(ids)) != len(ids):
+            dup = next(i for i in ids if ids.count(i) > 1)
+            raise DataError(f"duplicate id {dup!r}", src)
+    files = {"qrels": {str(q): {str(d): int(g) for d, g in judged.items()}
+                       for q, judged in qrels.items()}}
+    pooled = _pool_qrels(files, {"qrels": "qrels"}, {c: i for i, c in enumerate(corpus_ids)},
+                         {q: i for i, q in enumerate(query_ids)}, notes)
+    return Dataset(name=name, model=model, corpus_ids=corpus_ids, corpus_emb=corpus,
+                   query_ids=query_ids, query_emb=queries, qrels=pooled, qrels_files=files,
+                   notes=notes, source=name)
+
+
+@dataclass
+class ExtraQueries:
+    """A second labelled query set over a dataset's corpus (e.g. an out-of-distribution set)."""
+
+    name: str
+    queries: QuerySet
+    texts: dict[str, str] | None
+    notes: list[str]
+
+
+def load_query_set(path: str | Path, dataset: Dataset, *, max_bytes: int | None = None) -> ExtraQueries:
+    """Read ``path/emb/<dataset.model>/queries.npy`` + ``query_ids.txt`` + ``path/qrels/*.tsv``.
+
+    Corpus ids in its qrels must exist in ``dataset``; dimensions must match.
+    """
+    root = dataset_root(Path(path))
+    if not root.is_dir():
+        raise DataError("no such folder; expected a query-set folder (queries + qrels)", str(path))
+    model = _pick_model(root, dataset.model)
+    emb = root / "emb" / model
+    notes: list[str] = []
+    ids = read_id_list(_require(emb / "query_ids.txt"), max_bytes)
+    arr = load_matrix(_require(emb / "queries.npy"), "query embeddings", max_bytes, notes)
+    _check_count(ids, arr, str(emb / "query_ids.txt"), "queries.npy")
+    _check_pair(dataset.corpus_emb, arr, "corpus", str(emb / "queries.npy"))
+    files, labels = _read_qrels_dir(root, max_bytes)
+    row = {q: i for i, q in enumerate(ids)}
+    qrels = _pool_qrels(files, labels, dataset.record_row, row, notes)
+    qids = list(qrels)
+    rows = [row[q] for q in qids]
+    qs = _resolve(qids, np.asarray(arr[rows], dtype=np.float32), qrels, dataset.record_row)
+    texts = read_jsonl_texts(root / "queries.jsonl", max_bytes) \
+        if (root / "queries.jsonl").is_file() else None
+    return ExtraQueries(name=root.name, queries=qs, texts=texts, notes=notes)

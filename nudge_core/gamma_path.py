@@ -1,0 +1,202 @@
+"""NUDGE's closed forms as exact functions of γ, for the records that training queries pull.
+
+Notation (``../shared/nudge-method.md``): v_i unit-norm record, c_i = sum of the training queries
+that judge record i relevant (its *pull*), ĉ_i = c_i/||c_i||.
+
+* NUDGE-M: e_i(γ) = v_i + γ ĝ_i with ĝ_i = ĉ_i (0 when c_i = 0); every pulled record moves by γ.
+* NUDGE-N: e_i(γ) = ĉ_i if v_i·ĉ_i >= 1 - γ/2; else v_i if c_i = 0, b_i = 0 or a_i < 0; else
+  (1 - γ/2) v_i + sqrt(γ(4 - γ))/2 u_i, with a_i = v_i·c_i, b_i = sqrt(max(||c_i||² - a_i², 0)),
+  u_i = (c_i - a_i v_i)/b_i. Unit norm, and ||e_i - v_i||² <= γ.
+
+Scores of a query q against e_i(γ) are therefore combinations of q·v_i, q·ĝ_i / q·u_i, q·ĉ_i:
+:meth:`GammaPath.prepare` computes those once, :meth:`GammaPath.scores` then costs one
+elementwise pass per γ. That is what makes the γ search, the sensitivity sweep and the app's
+γ slider cheap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+METHODS = ("nudge-m", "nudge-n")
+
+
+def check_method(method: str) -> str:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    return method
+
+
+def check_gamma(method: str, gamma: float) -> float:
+    """γ >= 0 for NUDGE-M; 0 <= γ <= 4 for NUDGE-N (γ bounds ||e - v||², at most 4 on the sphere)."""
+    gamma = float(gamma)
+    if not np.isfinite(gamma) or gamma < 0:
+        raise ValueError(f"gamma must be a finite number >= 0, got {gamma}")
+    if method == "nudge-n" and gamma > 4:
+        raise ValueError(f"NUDGE-N gamma bounds the squared change of a unit vector, so it must be "
+                         f"in [0, 4]; got {gamma}")
+    return gamma
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+@dataclass
+class GammaPath:
+    """The γ-dependent embeddings of the *active* records (those answering a train/val query).
+
+    v: (m, d) float32 unit-norm originals; c: (m, d) float32 pulls (zero rows = never moved).
+    """
+
+    method: str
+    v: np.ndarray
+    c: np.ndarray
+
+    def __post_init__(self) -> None:
+        check_method(self.method)
+        self.v = np.ascontiguousarray(self.v, dtype=np.float32)
+        self.c = np.ascontiguousarray(self.c, dtype=np.float32)
+        self.pulled = np.any(self.c != 0, axis=1)
+        self.c_hat = _unit(self.c)
+        if self.method == "nudge-n":
+            a = np.einsum("ij,ij->i", self.v, self.c)
+            cc = np.einsum("ij,ij->i", self.c, self.c)
+            b = np.sqrt(np.maximum(cc - a * a, 0)).astype(np.float32)
+            safe_b = np.where(b > 0, b, 1).astype(np.float32)
+            self.u = np.where((b > 0)[:, None], (self.c - a[:, None] * self.v) / safe_b[:, None],
+                              0).astype(np.float32)
+            self.cos_vc = np.einsum("ij,ij->i", self.v, self.c_hat)
+            self.stuck = ~self.pulled | (b == 0) | (a < 0)
+
+    def _cases(self, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+        """NUDGE-N masks: records at ĉ (case 1) and records left at v (case 2)."""
+        if gamma == 0:
+            none = np.zeros(len(self.v), dtype=bool)
+            return none, np.ones(len(self.v), dtype=bool)
+        at_c = self.pulled & (self.cos_vc >= 1 - gamma / 2)
+        return at_c, ~at_c & self.stuck
+
+    def _coefficients(self, gamma: float) -> tuple[float, float]:
+        return 1 - gamma / 2, float(np.sqrt(gamma * (4 - gamma)) / 2)
+
+    def embed(self, gamma: float) -> np.ndarray:
+        """(m, d) float32 fine-tuned embeddings of the active records at ``gamma``."""
+        gamma = check_gamma(self.method, gamma)
+        if self.method == "nudge-m":
+            return (self.v + np.float32(gamma) * self.c_hat).astype(np.float32)
+        at_c, stay = self._cases(gamma)
+        alpha, beta = self._coefficients(gamma)
+        e = (np.float32(alpha) * self.v + np.float32(beta) * self.u).astype(np.float32)
+        e[stay] = self.v[stay]
+        e[at_c] = self.c_hat[at_c]
+        return e
+
+    def shift(self, gamma: float) -> np.ndarray:
+        """(m,) float32 ||e_i(γ) - v_i|| (Euclidean distance moved)."""
+        return np.linalg.norm(self.embed(gamma) - self.v, axis=1).astype(np.float32)
+
+    def prepare(self, queries: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-query dot products with the path's directions; each (n_queries, m) float32."""
+        q = np.ascontiguousarray(queries, dtype=np.float32)
+        out = {"qv": q @ self.v.T, "qc": q @ self.c_hat.T}
+        if self.method == "nudge-n":
+            out["qu"] = q @ self.u.T
+        return out
+
+    def scores(self, prepared: dict[str, np.ndarray], gamma: float) -> np.ndarray:
+        """(n_queries, m) float32 inner products q·e_i(γ) from :meth:`prepare`'s output."""
+        gamma = check_gamma(self.method, gamma)
+        if self.method == "nudge-m":
+            return prepared["qv"] + np.float32(gamma) * prepared["qc"]
+        at_c, stay = self._cases(gamma)
+        alpha, beta = self._coefficients(gamma)
+        s = np.float32(alpha) * prepared["qv"] + np.float32(beta) * prepared["qu"]
+        s[:, stay] = prepared["qv"][:, stay]
+        s[:, at_c] = prepared["qc"][:, at_c]
+        return s
+
+
+def m_intervals(qv: np.ndarray, qg: np.ndarray, fixed_best: np.ndarray,
+                answers: list[np.ndarray], block_pairs: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """NUDGE-M: for each validation pair (q, a), the γ interval [lo, hi) where a ranks first.
+
+    qv, qg: (n_val, m) float32 q·v_x and q·ĝ_x over the active records; ``fixed_best``: (n_val,)
+    the best score among records that never move (-inf if none); ``answers[j]``: active indices
+    relevant to query j. With Δs_x = q·v_x - q·v_a and Δd_x = q·ĝ_a - q·ĝ_x, a ranks first iff
+    Δs_x <= γ Δd_x for every x: lo = max(0, max_{Δd>0} Δs/Δd), hi = min_{Δd<0} Δs/Δd (inf if none);
+    the pair is dropped if some x has Δd_x = 0 < Δs_x or hi < lo. Exact maths (no ε), float64.
+    Returns (lo, hi) of the surviving pairs.
+    """
+    pair_q = np.repeat(np.arange(len(answers)), [len(a) for a in answers])
+    pair_a = np.concatenate(answers) if len(answers) else np.zeros(0, np.int64)
+    los, his = [], []
+    for start in range(0, len(pair_q), block_pairs):
+        jq, ja = pair_q[start:start + block_pairs], pair_a[start:start + block_pairs]
+        sv = qv[jq].astype(np.float64)
+        sg = qg[jq].astype(np.float64)
+        s_a = sv[np.arange(len(jq)), ja][:, None]
+        g_a = sg[np.arange(len(jq)), ja][:, None]
+        ds = np.concatenate([sv - s_a, fixed_best[jq, None].astype(np.float64) - s_a], axis=1)
+        dd = np.concatenate([g_a - sg, g_a], axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = ds / dd
+        lo = np.maximum(np.where(dd > 0, ratio, -np.inf).max(axis=1), 0.0)
+        hi = np.where(dd < 0, ratio, np.inf).min(axis=1)
+        blocked = ((dd == 0) & (ds > 0)).any(axis=1)
+        keep = ~blocked & (hi >= lo)
+        los.append(lo[keep])
+        his.append(hi[keep])
+    if not los:
+        return np.zeros(0), np.zeros(0)
+    return np.concatenate(los), np.concatenate(his)
+
+
+def sweep(lo: np.ndarray, hi: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Sweep interval end-points in increasing order: +1 at each lo, -1 at each hi.
+
+    Returns (γ*, breakpoints, counts): counts[i] = number of intervals containing breakpoints[i]
+    (intervals are [lo, hi)); γ* = the smallest breakpoint reaching the highest count, 0 when no
+    interval survives. Breakpoints are finite and start at 0.
+    """
+    values = np.concatenate([lo, hi])
+    signs = np.concatenate([np.ones(len(lo)), -np.ones(len(hi))])
+    finite = np.isfinite(values)
+    values, signs = values[finite], signs[finite]
+    uniq, inverse = np.unique(values, return_inverse=True)
+    counts = np.cumsum(np.bincount(inverse, weights=signs, minlength=len(uniq))).astype(np.int64)
+    if len(uniq) == 0 or uniq[0] > 0:
+        uniq = np.concatenate([[0.0], uniq])
+        counts = np.concatenate([[0], counts])
+    best = int(np.argmax(counts))
+    gamma = float(uniq[best]) if counts[best] > 0 else 0.0
+    return gamma, uniq, counts
+
+
+class GammaScorer:
+    """Exact top-k of a query set against the fine-tuned index at any γ, without refitting.
+
+    Built from a fitted path: ``fixed_scores``/``fixed_rows`` (n_queries, K) are each query's best
+    records among those that never move; the active records are rescored per γ. Exact for k <= K.
+    """
+
+    def __init__(self, path: GammaPath, active_rows: np.ndarray, queries: np.ndarray,
+                 fixed_scores: np.ndarray, fixed_rows: np.ndarray) -> None:
+        self.path = path
+        self.active_rows = active_rows
+        self.prepared = path.prepare(queries)
+        self.fixed_scores = fixed_scores
+        self.fixed_rows = fixed_rows
+        self._rows = np.broadcast_to(active_rows, (len(queries), len(active_rows)))
+
+    def topk(self, gamma: float, k: int) -> np.ndarray:
+        """(n_queries, k) record rows ranked by q·e(γ), best first."""
+        from .retrieval import merge_topk
+
+        if k > self.fixed_rows.shape[1]:
+            raise ValueError(f"k={k} exceeds the {self.fixed_rows.shape[1]} fixed candidates kept")
+        return merge_topk(self.path.scores(self.prepared, gamma), self._rows, self.fixed_scores,
+                          self.fixed_rows, k)

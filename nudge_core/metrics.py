@@ -1,0 +1,94 @@
+"""Ranking metrics, per query, from the grades of the retrieved records.
+
+Every function takes ``gains``: (n_queries, K) float64, the grade of the record at each rank
+(0 for non-relevant; rank 1 first), plus what it needs of the judgements, and returns
+(n_queries,) float64. :func:`evaluate` builds ``gains`` from retrieved rows and a QuerySet and
+returns one flat dict with keys like ``"ndcg@10"`` (sentence-transformers style).
+Checked against ``pytrec_eval`` (trec_eval) in ``tests/test_metrics.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .data import QuerySet
+
+#: Cut-offs reported everywhere.
+KS = (1, 5, 10, 20, 40)
+#: Metric families, in display order.
+FAMILIES = ("ndcg", "recall", "mrr")
+
+
+def _discounts(k: int) -> np.ndarray:
+    return 1.0 / np.log2(np.arange(2, k + 2))
+
+
+def dcg_at_k(gains: np.ndarray, k: int) -> np.ndarray:
+    """DCG@k = sum_{r=1..k} gain_r / log2(r + 1), linear gain = grade (Järvelin & Kekäläinen 2002;
+    trec_eval's ``ndcg_cut``)."""
+    g = gains[:, :k]
+    return g @ _discounts(g.shape[1])
+
+
+def ndcg_at_k(gains: np.ndarray, ideal_grades: list[np.ndarray], k: int) -> np.ndarray:
+    """NDCG@k = DCG@k / IDCG@k, IDCG from the k largest grades of the query's relevant records."""
+    ideal = np.zeros((len(ideal_grades), k))
+    for j, grades in enumerate(ideal_grades):
+        top = np.sort(np.asarray(grades, dtype=np.float64))[::-1][:k]
+        ideal[j, :len(top)] = top
+    idcg = ideal @ _discounts(k)
+    dcg = dcg_at_k(gains, k)
+    return np.divide(dcg, idcg, out=np.zeros_like(dcg), where=idcg > 0)
+
+
+def recall_at_k(gains: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
+    """Recall@k = |top-k ∩ R| / min(|R|, k) (the NUDGE authors' definition; it reaches 1 when
+    every top-k slot that could hold a relevant record does). trec_eval divides by |R|."""
+    hits = (gains[:, :k] > 0).sum(axis=1)
+    return hits / np.minimum(n_relevant, k)
+
+
+def mrr_at_k(gains: np.ndarray, k: int) -> np.ndarray:
+    """MRR@k = 1 / rank of the first relevant record within the top k, 0 if none (Voorhees 1999)."""
+    rel = gains[:, :k] > 0
+    first = rel.argmax(axis=1)
+    return np.where(rel.any(axis=1), 1.0 / (first + 1), 0.0)
+
+
+def hit_at_1(gains: np.ndarray) -> np.ndarray:
+    """Hit@1 = 1 if the top record is relevant, else 0 (= precision@1 = the NUDGE-M objective)."""
+    return (gains[:, 0] > 0).astype(np.float64)
+
+
+def gains_of(top_rows: np.ndarray, queries: QuerySet) -> np.ndarray:
+    """(n_queries, K) grades of the retrieved rows (row -1 = nothing retrieved = 0)."""
+    gains = np.zeros(top_rows.shape, dtype=np.float64)
+    for j, (ans, grades) in enumerate(zip(queries.answers, queries.grades)):
+        lookup = dict(zip(ans.tolist(), grades.tolist()))
+        gains[j] = [lookup.get(int(r), 0.0) for r in top_rows[j]]
+    return gains
+
+
+def evaluate(top_rows: np.ndarray, queries: QuerySet, ks: tuple[int, ...] = KS) -> dict[str, np.ndarray]:
+    """Per-query metrics for rows ranked best first: ``{"ndcg@10": (n,) array, ..., "hit@1": ...}``.
+
+    ``top_rows`` must hold at least ``max(ks)`` columns (pad with -1 if the corpus is smaller).
+    """
+    if top_rows.shape[1] < max(ks):
+        pad = np.full((top_rows.shape[0], max(ks) - top_rows.shape[1]), -1, dtype=np.int64)
+        top_rows = np.concatenate([top_rows, pad], axis=1)
+    gains = gains_of(top_rows, queries)
+    n_rel = np.array([len(a) for a in queries.answers])
+    out: dict[str, np.ndarray] = {}
+    for k in ks:
+        out[f"ndcg@{k}"] = ndcg_at_k(gains, queries.grades, k)
+        out[f"recall@{k}"] = recall_at_k(gains, n_rel, k)
+        out[f"mrr@{k}"] = mrr_at_k(gains, k)
+    out["hit@1"] = hit_at_1(gains)
+    return out
+
+
+def mean_metrics(per_query: dict[str, np.ndarray]) -> dict[str, float]:
+    """Means over queries of :func:`evaluate`'s output."""
+    return {name: float(np.mean(values)) if len(values) else float("nan")
+            for name, values in per_query.items()}
