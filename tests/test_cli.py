@@ -1,0 +1,112 @@
+"""The command line and the experiment runner end to end, and the JSON schema they write."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from nudge_core.cli import command_line, main
+from nudge_core.data import load_dataset
+from nudge_core.experiment import Settings, run_experiment
+from nudge_core.splits import paper_split
+from synthetic import make_arrays, write_dataset
+
+
+@pytest.fixture()
+def folder(tmp_path):
+    corpus, queries, qrels = make_arrays(n_records=250, dim=16, n_queries=160, seed=5, graded=True)
+    write_dataset(tmp_path / "toy", corpus, queries, qrels)
+    # a second, out-of-distribution query set over the same corpus
+    c2, q2, r2 = make_arrays(n_records=250, dim=16, n_queries=30, seed=5, noise=2.0)
+    ood = tmp_path / "ood"
+    (ood / "emb" / "toy").mkdir(parents=True)
+    (ood / "qrels").mkdir()
+    np.save(ood / "emb" / "toy" / "queries.npy", q2)
+    (ood / "emb" / "toy" / "query_ids.txt").write_text("".join(f"o{j}\n" for j in range(len(q2))))
+    (ood / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
+        f"o{q[1:]}\t{d}\t{g}\n" for q, judged in r2.items() for d, g in judged.items()))
+    return tmp_path
+
+
+def test_cli_writes_schema_and_table(folder, capsys):
+    out = folder / "r.json"
+    code = main(["run", str(folder / "toy"), "--methods", "none,nudge-m,nudge-n,adaptor",
+                 "--ood", str(folder / "ood"), "--out", str(out), "--save-embeddings",
+                 str(folder / "emb_out"), "--adaptor-epochs", "5"])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "nudge-n" in printed and "ndcg@10" in printed
+    res = json.loads(out.read_text())
+    assert {"dataset", "model", "n_records", "dim", "splits", "methods", "ood"} <= set(res)
+    assert res["splits"] == {"train": 112, "val": 16, "test": 32}
+    assert set(res["methods"]) == {"none", "nudge-m", "nudge-n", "adaptor"}
+    for name in ("nudge-m", "nudge-n"):
+        m = res["methods"][name]
+        assert {"gamma", "fit_seconds", "metrics", "per_query", "gamma_curve"} <= set(m)
+        assert m["gamma_curve"][0][0] == 0 and len(m["per_query"]) == 32
+        assert {"ndcg@10", "recall@10", "mrr@10", "ndcg@40", "hit@1"} <= set(m["metrics"])
+        assert m["compared_to_none"]["ndcg@10"]["ci_low"] <= m["compared_to_none"]["ndcg@10"]["delta"]
+    assert res["ood"]["n_queries"] == 30 and "nudge-n" in res["ood"]["methods"]
+    saved = np.load(folder / "emb_out" / "nudge-m" / "corpus.npy")
+    assert saved.shape == (250, 16)
+    assert (folder / "emb_out" / "nudge-m" / "corpus_ids.txt").read_text().split() == \
+        [f"d{i}" for i in range(250)]
+
+
+def test_cli_numbers_equal_python_api(folder, tmp_path):
+    out = tmp_path / "r.json"
+    assert main(["run", str(folder / "toy"), "--methods", "nudge-n", "--seed", "2",
+                 "--out", str(out)]) == 0
+    ds = load_dataset(folder / "toy")
+    res = run_experiment(ds, paper_split(ds.labelled_ids, seed=2), Settings(methods=("nudge-n",)))
+    cli = json.loads(out.read_text())["methods"]["nudge-n"]
+    assert cli["gamma"] == res.methods["nudge-n"].gamma
+    assert cli["metrics"] == pytest.approx(res.methods["nudge-n"].metrics)
+
+
+def test_fixed_gamma_and_grid_options(folder, tmp_path):
+    out = tmp_path / "r.json"
+    assert main(["run", str(folder / "toy"), "--methods", "nudge-m,nudge-n", "--gamma-m", "0.3",
+                 "--gamma-grid", "0:0.2:0.05", "--val-k", "3", "--out", str(out)]) == 0
+    m = json.loads(out.read_text())["methods"]
+    assert m["nudge-m"]["gamma"] == 0.3
+    assert [g for g, _ in m["nudge-n"]["gamma_curve"]] == [0, 0.05, 0.1, 0.15, 0.2]
+
+
+def test_command_line_reproduces(folder, tmp_path):
+    cmd = command_line(str(folder / "toy"), model="toy", methods=("none", "nudge-n"), seed=1,
+                       gamma_n=0.1, out=str(tmp_path / "x.json"))
+    proc = subprocess.run([sys.executable, "-m", "nudge_core.cli", *cmd.split()[1:]],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "x.json").read_text())["methods"]["nudge-n"]["gamma"] == 0.1
+
+
+def test_kmeans_ood_protocol(folder, tmp_path):
+    out = tmp_path / "r.json"
+    assert main(["run", str(folder / "toy"), "--methods", "nudge-m,nudge-n", "--ood", "kmeans",
+                 "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["ood"]["source"] == "kmeans"
+    assert res["ood"]["n_queries"] + res["splits"]["test"] == 32
+
+
+def test_bad_input_is_one_line_without_traceback(tmp_path, capsys):
+    code = main(["run", str(tmp_path / "missing")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error:") and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_cli_on_scifact_reproduces_reference(scifact_path, tmp_path):
+    out = tmp_path / "r.json"
+    assert main(["run", str(scifact_path), "--methods", "nudge-m,nudge-n", "--out", str(out)]) == 0
+    m = json.loads(out.read_text())["methods"]
+    assert m["none"]["metrics"]["ndcg@10"] == pytest.approx(0.6123, abs=0.002)
+    assert m["nudge-m"]["metrics"]["ndcg@10"] == pytest.approx(0.7794, abs=0.002)
+    assert m["nudge-n"]["metrics"]["ndcg@10"] == pytest.approx(0.8159, abs=0.002)

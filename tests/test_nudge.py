@@ -1,0 +1,240 @@
+"""NUDGE-M / NUDGE-N: properties, exactness of the fast paths, and agreement with nudge-ft."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from nudge_core.data import QuerySet
+from nudge_core.errors import DataError
+from nudge_core.metrics import evaluate
+from nudge_core.nudge import NudgeM, NudgeN, recall_at_k
+from nudge_core.retrieval import normalize_rows, search
+from nudge_core.splits import paper_split
+from synthetic import make_dataset
+
+
+def split_sets(ds, seed=0):
+    sp = paper_split(ds.labelled_ids, seed=seed)
+    return ds.queries(sp.train), ds.queries(sp.val), ds.queries(sp.test)
+
+
+@pytest.fixture(scope="module")
+def toy():
+    ds = make_dataset(n_records=300, dim=16, n_queries=150, seed=1)
+    return ds, *split_sets(ds)
+
+
+def reference_sets(qs: QuerySet) -> dict:
+    return {"q_embs": np.ascontiguousarray(qs.emb, np.float32),
+            "q_ans_indx": [a.tolist() for a in qs.answers]}
+
+
+def run_reference(cls, X, tr, va, **kw):
+    with contextlib.redirect_stdout(io.StringIO()):
+        return cls().finetune_embeddings(np.array(X, np.float32), reference_sets(tr),
+                                         reference_sets(va), **kw)
+
+
+# ---------------------------------------------------------------- properties
+
+def test_nudge_n_unit_norm_and_bounded_change(toy):
+    ds, tr, va, _ = toy
+    for gamma in (None, 0.02, 0.3, 1.0, 3.9):
+        est = NudgeN(gamma=gamma).fit(ds.corpus_emb, tr, va)
+        v = normalize_rows(ds.corpus_emb)
+        assert np.allclose(np.linalg.norm(est.embeddings_, axis=1), 1, atol=1e-5)
+        change = ((est.embeddings_ - v) ** 2).sum(axis=1)
+        assert change.max() <= est.gamma_ + 1e-5
+
+
+def test_nudge_m_moves_every_pulled_record_by_exactly_gamma(toy):
+    ds, tr, va, _ = toy
+    est = NudgeM(gamma=0.37).fit(ds.corpus_emb, tr, va)
+    v = normalize_rows(ds.corpus_emb)
+    pulled = np.unique(np.concatenate(tr.answers))
+    assert set(est.moved_.tolist()) == set(pulled.tolist())
+    assert np.allclose(np.linalg.norm(est.embeddings_[pulled] - v[pulled], axis=1), 0.37, atol=1e-6)
+    assert np.allclose(est.shift_, 0.37, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls", [NudgeM, NudgeN])
+def test_records_no_training_query_pulls_stay_fixed(toy, cls):
+    ds, tr, va, _ = toy
+    est = cls().fit(ds.corpus_emb, tr, va)
+    v = normalize_rows(ds.corpus_emb)
+    unpulled = np.setdiff1d(np.arange(ds.n_records), np.concatenate(tr.answers))
+    assert np.array_equal(est.embeddings_[unpulled], v[unpulled])
+    assert not set(est.moved_.tolist()) & set(unpulled.tolist())
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), gamma=st.floats(0, 4), dim=st.integers(2, 12))
+def test_nudge_n_property_any_input(seed, gamma, dim):
+    """For any records and pulls: unit norm, ||e - v||² <= γ, no NaN (b clamped at 0)."""
+    from nudge_core.gamma_path import GammaPath
+
+    rng = np.random.default_rng(seed)
+    v = normalize_rows(rng.standard_normal((20, dim)).astype(np.float32))
+    c = rng.standard_normal((20, dim)).astype(np.float32) * rng.uniform(0, 5)
+    c[0] = 0                      # never pulled
+    c[1] = 3 * v[1]               # pull parallel to the record: b = 0 (reference can emit NaN)
+    c[2] = -v[2]                  # pull pointing away
+    e = GammaPath("nudge-n", v, c).embed(gamma)
+    assert np.isfinite(e).all()
+    assert np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-5)
+    assert (((e - v) ** 2).sum(axis=1) <= gamma + 1e-5).all()
+    assert np.array_equal(e[0], v[0])
+
+
+# ---------------------------------------------------------------- exactness of the fast paths
+
+def full_index_at(est, X, gamma):
+    """The whole corpus at γ, built naively (every record, no active-set shortcut)."""
+    full = normalize_rows(X)
+    act = est.active_
+    full[act.rows] = est.path_.embed(gamma)
+    return full
+
+
+def test_nudge_n_grid_objective_equals_brute_force(toy):
+    ds, tr, va, _ = toy
+    for val_k in (1, 3):
+        est = NudgeN(val_k=val_k).fit(ds.corpus_emb, tr, va)
+        for gamma, objective in est.gamma_curve_:
+            _, rows = search(va.emb, full_index_at(est, ds.corpus_emb, gamma), val_k)
+            assert recall_at_k(rows, va.answers, val_k).mean() == pytest.approx(objective, abs=1e-12)
+
+
+def test_nudge_m_sweep_curve_equals_brute_force(toy):
+    ds, tr, va, _ = toy
+    est = NudgeM().fit(ds.corpus_emb, tr, va)
+    gammas = est.curve_gammas_
+    probes = np.concatenate([(gammas[:-1] + gammas[1:]) / 2, [gammas[-1] * 1.5 + 0.1]])[:60]
+    for g in probes:
+        _, rows = search(va.emb, full_index_at(est, ds.corpus_emb, g), 1)
+        top1 = np.mean([rows[j, 0] in va.answers[j] for j in range(len(va))])
+        i = np.searchsorted(gammas, g, side="right") - 1
+        assert top1 == pytest.approx(est.curve_objective_[i], abs=1e-12), g
+    # and the chosen γ is the smallest point of the best count
+    best = est.curve_objective_.max()
+    assert est.gamma_ == gammas[np.argmax(est.curve_objective_ == best)]
+    assert est.objective_ == best
+
+
+@pytest.mark.parametrize("cls", [NudgeM, NudgeN])
+def test_scorer_topk_equals_full_search_at_any_gamma(toy, cls):
+    ds, tr, va, te = toy
+    est = cls().fit(ds.corpus_emb, tr, va)
+    scorer = est.scorer(te.emb, k=40)
+    for g in (0.0, 0.01, 0.1, 0.5, 1.7):
+        _, rows = search(te.emb, full_index_at(est, ds.corpus_emb, g), 10)
+        assert np.array_equal(scorer.topk(g, 10), rows)
+
+
+def test_memory_mapped_input_gives_identical_output(toy, tmp_path):
+    ds, tr, va, _ = toy
+    np.save(tmp_path / "c.npy", np.asarray(ds.corpus_emb))
+    mm = np.load(tmp_path / "c.npy", mmap_mode="r")
+    for cls in (NudgeM, NudgeN):
+        a = cls().fit(ds.corpus_emb, tr, va)
+        b = cls().fit(mm, tr, va)
+        assert a.gamma_ == b.gamma_
+        assert np.array_equal(a.embeddings_, b.embeddings_)
+
+
+def test_small_blocks_give_identical_output(toy, monkeypatch):
+    import nudge_core.retrieval as retrieval
+
+    ds, tr, va, _ = toy
+    a = NudgeN().fit(ds.corpus_emb, tr, va)
+    monkeypatch.setattr(retrieval.search, "__defaults__", (None, 7))
+    monkeypatch.setattr(retrieval.normalize_rows, "__defaults__", (None, 7))
+    b = NudgeN().fit(ds.corpus_emb, tr, va)
+    assert a.gamma_ == b.gamma_
+    assert np.allclose(a.embeddings_, b.embeddings_, atol=1e-7)
+
+
+# ---------------------------------------------------------------- input checks
+
+def test_validation_query_without_relevant_record_is_refused(toy):
+    ds, tr, va, _ = toy
+    bad = QuerySet(va.ids, va.emb, [np.zeros(0, np.int64)] + va.answers[1:], va.grades)
+    with pytest.raises(DataError, match="no relevant record"):
+        NudgeN().fit(ds.corpus_emb, tr, bad)
+
+
+@pytest.mark.parametrize("kwargs, match", [({"gamma": -0.1}, ">= 0"), ({"gamma": float("nan")}, ">= 0")])
+def test_bad_gamma_m(toy, kwargs, match):
+    ds, tr, va, _ = toy
+    with pytest.raises(ValueError, match=match):
+        NudgeM(**kwargs).fit(ds.corpus_emb, tr, va)
+
+
+@pytest.mark.parametrize("kwargs, match", [({"gamma": 4.5}, r"\[0, 4\]"), ({"val_k": 0}, "val_k"),
+                                           ({"gammas": []}, "empty")])
+def test_bad_settings_n(toy, kwargs, match):
+    ds, tr, va, _ = toy
+    with pytest.raises(ValueError, match=match):
+        NudgeN(**kwargs).fit(ds.corpus_emb, tr, va)
+
+
+# ---------------------------------------------------------------- against the reference
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_matches_reference_on_synthetic(seed):
+    from nudge import NUDGEM, NUDGEN
+
+    ds = make_dataset(n_records=400, dim=24, n_queries=200, seed=seed)
+    tr, va, _ = split_sets(ds, seed)
+    X = np.asarray(ds.corpus_emb)
+    ours_m = NudgeM().fit(X, tr, va)
+    ref_m = run_reference(NUDGEM, X, tr, va)
+    pulled = int(tr.answers[0][0])
+    ref_gamma = np.linalg.norm(ref_m[pulled] - normalize_rows(X[pulled:pulled + 1])[0])
+    assert ours_m.gamma_ == pytest.approx(ref_gamma, abs=1e-6)
+    assert np.abs(ours_m.embeddings_ - ref_m).max() < 1e-5
+    for val_k in (1, 5):
+        ours_n = NudgeN(val_k=val_k).fit(X, tr, va)
+        ref_n = run_reference(NUDGEN, X, tr, va, val_k=val_k)
+        assert np.abs(ours_n.embeddings_ - ref_n).max() < 1e-5
+
+
+@pytest.mark.parametrize("gamma", [0.05, 0.3, 1.2])
+def test_fixed_gamma_matches_reference(toy, gamma):
+    from nudge import NUDGEM, NUDGEN
+
+    ds, tr, va, _ = toy
+    X = np.asarray(ds.corpus_emb)
+    assert np.abs(NudgeM(gamma).fit(X, tr, va).embeddings_
+                  - run_reference(NUDGEM, X, tr, va, gamma=gamma)).max() < 1e-5
+    assert np.abs(NudgeN(gamma).fit(X, tr, va).embeddings_
+                  - run_reference(NUDGEN, X, tr, va, gamma=gamma)).max() < 1e-5
+
+
+@pytest.mark.slow
+def test_scifact_reproduces_reference_figures(scifact):
+    """../shared/datasets/scifact, paper split seed 0: NDCG@10 0.6123 / 0.7794 / 0.8159."""
+    from nudge import NUDGEM, NUDGEN
+
+    ds = scifact
+    tr, va, te = split_sets(ds, 0)
+    X = np.asarray(ds.corpus_emb)
+
+    def ndcg10(emb):
+        return evaluate(search(te.emb, emb, 40)[1], te)["ndcg@10"].mean()
+
+    assert ndcg10(normalize_rows(X)) == pytest.approx(0.6123, abs=0.002)
+    m, n = NudgeM().fit(X, tr, va), NudgeN().fit(X, tr, va)
+    assert ndcg10(m.embeddings_) == pytest.approx(0.7794, abs=0.002)
+    assert ndcg10(n.embeddings_) == pytest.approx(0.8159, abs=0.002)
+    ref_m, ref_n = run_reference(NUDGEM, X, tr, va), run_reference(NUDGEN, X, tr, va)
+    assert np.abs(m.embeddings_ - ref_m).max() < 1e-5
+    assert np.abs(n.embeddings_ - ref_n).max() < 1e-5
+    moved = m.moved_[0]
+    assert m.gamma_ == pytest.approx(np.linalg.norm(ref_m[moved] - normalize_rows(X[moved:moved + 1])[0]),
+                                     abs=1e-6)
