@@ -121,7 +121,7 @@ class GammaPath:
 
 
 def m_intervals(qv: np.ndarray, qg: np.ndarray, fixed_best: np.ndarray,
-                answers: list[np.ndarray], block_pairs: int = 512) -> tuple[np.ndarray, np.ndarray]:
+                answers: list[np.ndarray], block_elems: int = 2**22) -> tuple[np.ndarray, np.ndarray]:
     """NUDGE-M: for each validation pair (q, a), the γ interval [lo, hi) where a ranks first.
 
     qv, qg: (n_val, m) float32 q·v_x and q·ĝ_x over the active records; ``fixed_best``: (n_val,)
@@ -134,6 +134,7 @@ def m_intervals(qv: np.ndarray, qg: np.ndarray, fixed_best: np.ndarray,
     pair_q = np.repeat(np.arange(len(answers)), [len(a) for a in answers])
     pair_a = np.concatenate(answers) if len(answers) else np.zeros(0, np.int64)
     los, his = [], []
+    block_pairs = max(1, block_elems // (qv.shape[1] + 1))  # bounds the float64 temporaries
     for start in range(0, len(pair_q), block_pairs):
         jq, ja = pair_q[start:start + block_pairs], pair_a[start:start + block_pairs]
         sv = qv[jq].astype(np.float64)
@@ -190,7 +191,6 @@ class GammaScorer:
         self.prepared = path.prepare(queries)
         self.fixed_scores = fixed_scores
         self.fixed_rows = fixed_rows
-        self._rows = np.broadcast_to(active_rows, (len(queries), len(active_rows)))
 
     def topk(self, gamma: float, k: int) -> np.ndarray:
         """(n_queries, k) record rows ranked by q·e(γ), best first."""
@@ -198,5 +198,5 @@ class GammaScorer:
 
         if k > self.fixed_rows.shape[1]:
             raise ValueError(f"k={k} exceeds the {self.fixed_rows.shape[1]} fixed candidates kept")
-        return merge_topk(self.path.scores(self.prepared, gamma), self._rows, self.fixed_scores,
-                          self.fixed_rows, k)
+        return merge_topk(self.path.scores(self.prepared, gamma), self.active_rows,
+                          self.fixed_scores, self.fixed_rows, k)

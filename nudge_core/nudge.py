@@ -204,9 +204,8 @@ class NudgeN(_NudgeBase):
         local = _local_answers(val, act.rows)
         objectives = []
         for g in grid:
-            top = merge_topk(self.path_.scores(prep, g), np.broadcast_to(np.arange(len(act.rows)),
-                             (len(val), len(act.rows))), act.fixed_scores,
-                             np.full(act.fixed_rows.shape, -1), int(self.val_k))
+            top = merge_topk(self.path_.scores(prep, g), np.arange(len(act.rows)),
+                             act.fixed_scores, np.full(act.fixed_rows.shape, -1), int(self.val_k))
             objectives.append(float(recall_at_k(top, local, int(self.val_k)).mean()))
         objectives_arr = np.round(np.array(objectives), 12)
         best = int(np.argmax(objectives_arr))  # first maximum = smallest γ in grid order

@@ -72,15 +72,19 @@ def merge_topk(scores_a: np.ndarray, rows_a: np.ndarray, scores_b: np.ndarray,
                rows_b: np.ndarray, k: int) -> np.ndarray:
     """Rows of the ``k`` best of two candidate lists per query, best first.
 
-    scores_*/rows_*: (n_queries, m_*) with rows as record indices (row -1 has score -inf and
+    scores_*: (n_queries, m_*); rows_*: the same shape, or (m_*,) shared by every query, holding
+    record indices (row -1 has score -inf and
     never beats a real record). Exact ties at the k-th place are broken arbitrarily.
     """
-    scores = np.concatenate([scores_a, scores_b], axis=1)
-    rows = np.concatenate([rows_a, rows_b], axis=1)
-    k = min(k, scores.shape[1])
-    if k < scores.shape[1]:
+    def best(scores: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if k >= scores.shape[1]:
+            return scores, np.broadcast_to(rows, scores.shape)
         part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        scores = np.take_along_axis(scores, part, axis=1)
-        rows = np.take_along_axis(rows, part, axis=1)
-    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        rows = np.take_along_axis(np.broadcast_to(rows, scores.shape), part, axis=1)
+        return np.take_along_axis(scores, part, axis=1), rows
+
+    (sa, ra), (sb, rb) = best(scores_a, rows_a), best(scores_b, rows_b)
+    scores = np.concatenate([sa, sb], axis=1)
+    rows = np.concatenate([ra, rb], axis=1)
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :min(k, scores.shape[1])]
     return np.take_along_axis(rows, order, axis=1)

@@ -238,3 +238,16 @@ def test_scifact_reproduces_reference_figures(scifact):
     moved = m.moved_[0]
     assert m.gamma_ == pytest.approx(np.linalg.norm(ref_m[moved] - normalize_rows(X[moved:moved + 1])[0]),
                                      abs=1e-6)
+
+
+def test_m_intervals_do_not_depend_on_block_size(toy):
+    from nudge_core.gamma_path import m_intervals
+    from nudge_core.nudge import _local_answers
+
+    ds, tr, va, _ = toy
+    est = NudgeM().fit(ds.corpus_emb, tr, va)
+    prep = est.path_.prepare(va.emb)
+    args = (prep["qv"], prep["qc"], est.active_.fixed_scores[:, 0], _local_answers(va, est.active_.rows))
+    lo1, hi1 = m_intervals(*args)
+    lo2, hi2 = m_intervals(*args, block_elems=50)
+    assert len(lo1) > 0 and np.array_equal(lo1, lo2) and np.array_equal(hi1, hi2)
