@@ -18,11 +18,23 @@ import numpy as np
 from .data import load_dataset, load_query_set
 from .errors import DataError
 from .experiment import COMPARED, METHODS, ExperimentResult, Settings, run_experiment
+from .gamma_path import check_gamma
 from .splits import SPLIT_LAYOUTS, kmeans_ood_split, paper_split, split_from_json, split_from_qrels_files
 
 
 class CliError(Exception):
     """A usage error reported as one line."""
+
+
+#: Most γ values a --gamma-grid may list (each one is a full validation pass).
+MAX_GRID = 10000
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line (main prints it) instead of usage + exit."""
+
+    def error(self, message: str):
+        raise CliError(f"{self.prog}: {message}")
 
 
 def _methods(text: str) -> tuple[str, ...]:
@@ -39,19 +51,25 @@ def _grid(text: str) -> tuple[float, ...]:
     try:
         if ":" in text:
             start, stop, step = (float(x) for x in text.split(":"))
-            if step <= 0 or stop < start:
+            if not np.isfinite([start, stop, step]).all() or step <= 0 or stop < start:
                 raise ValueError
             n = int(np.floor((stop - start) / step + 1e-9)) + 1
-            return tuple(round(start + i * step, 12) for i in range(n))
-        return tuple(float(x) for x in text.split(","))
+            grid = tuple(round(start + i * step, 12) for i in range(n)) if n <= MAX_GRID else ()
+        else:
+            grid = tuple(float(x) for x in text.split(","))
+            if not np.isfinite(grid).all():
+                raise ValueError
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected START:STOP:STEP or a comma list of numbers, got "
-                                         f"{text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected START:STOP:STEP or a comma list of finite "
+                                         f"numbers, got {text!r}") from None
+    if not grid or len(grid) > MAX_GRID:
+        raise argparse.ArgumentTypeError(f"{text!r} gives more than {MAX_GRID} γ values")
+    return grid
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nudge-explorer",
-                                     description="Fine-tune retrieval embeddings with NUDGE.")
+    parser = _Parser(prog="nudge-explorer",
+                     description="Fine-tune retrieval embeddings with NUDGE.")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="fit methods on a dataset and evaluate them")
     run.add_argument("dataset", help="dataset folder (BEIR layout + emb/<model>/) or a .zip of one")
@@ -145,8 +163,35 @@ def _save_embeddings(result: ExperimentResult, folder: Path) -> None:
             np.save(target / "query_adaptor.npy", res.estimator.matrix_)
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse impossible settings before any file is read or anything is fitted."""
+    for flag, value, method in (("--gamma", args.gamma, "nudge-m"), ("--gamma-m", args.gamma_m, "nudge-m"),
+                                ("--gamma-n", args.gamma_n, "nudge-n")):
+        if value is not None:
+            try:
+                check_gamma(method, value)
+            except ValueError as exc:
+                raise CliError(f"{flag}: {exc}") from None
+    if args.gamma is not None and args.gamma_n is None and "nudge-n" in args.methods:
+        try:
+            check_gamma("nudge-n", args.gamma)
+        except ValueError as exc:
+            raise CliError(f"--gamma (used by nudge-n): {exc}; set --gamma-n separately") from None
+    for g in args.gamma_grid or ():
+        try:
+            check_gamma("nudge-n", g)
+        except ValueError as exc:
+            raise CliError(f"--gamma-grid: {exc}") from None
+    for flag, value in (("--val-k", args.val_k), ("--adaptor-epochs", args.adaptor_epochs)):
+        if value < 1:
+            raise CliError(f"{flag} must be an integer >= 1, got {value}")
+    if args.max_file_mb is not None and not args.max_file_mb > 0:
+        raise CliError(f"--max-file-mb must be a positive number of MiB, got {args.max_file_mb}")
+
+
 def run(args: argparse.Namespace) -> int:
-    max_bytes = int(args.max_file_mb * 2**20) if args.max_file_mb else None
+    check_args(args)
+    max_bytes = int(args.max_file_mb * 2**20) if args.max_file_mb is not None else None
     ds = load_dataset(args.dataset, args.embeddings, max_bytes=max_bytes)
     if args.splits:
         split = split_from_json(args.splits, ds)
@@ -190,11 +235,11 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
         if args.command == "run":
             return run(args)
-    except (DataError, ValueError) as exc:
+    except (CliError, DataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except MemoryError:

@@ -15,6 +15,7 @@ from Python; :func:`load_query_set` reads a second query set (an OOD set) over t
 
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,26 +116,34 @@ def _resolve(ids: list[str], emb: np.ndarray, qrels: dict[str, dict[str, int]],
 
 
 def _pool_qrels(files: dict[str, dict[str, dict[str, int]]], labels: dict[str, str],
-                corpus_row: dict[str, int], query_row: dict[str, int],
-                notes: list[str]) -> dict[str, dict[str, int]]:
-    """Merge qrels files, check every id, drop queries without a positive judgement (noted)."""
+                corpus_row: dict[str, int], query_row: dict[str, int], notes: list[str],
+                lines: dict[str, dict[tuple[str, str], int]] | None = None) -> dict[str, dict[str, int]]:
+    """Merge qrels files, check every id, drop queries without a positive judgement (noted).
+
+    ``lines`` (file name -> {(query, record): line}) lets messages name the offending line.
+    """
     def order(name: str) -> tuple[int, str]:
         return (QRELS_ORDER.index(name) if name in QRELS_ORDER else len(QRELS_ORDER), name)
 
     pooled: dict[str, dict[str, int]] = {}
+    where: dict[tuple[str, str], str] = {}
     for name in sorted(files, key=order):
+        line_of = (lines or {}).get(name, {})
         for qid, judged in files[name].items():
             if qid not in query_row:
-                raise DataError(f"query id {qid!r} is not in the query id list", labels[name])
+                raise DataError(f"query id {qid!r} is not in the query id list", labels[name],
+                                line=line_of.get((qid, next(iter(judged), ""))))
             merged = pooled.setdefault(qid, {})
             for did, grade in judged.items():
+                line = line_of.get((qid, did))
                 if did not in corpus_row:
                     raise DataError(f"corpus id {did!r} (query {qid!r}) is not in the corpus id list",
-                                    labels[name])
+                                    labels[name], line=line)
                 if did in merged and merged[did] != grade:
-                    raise DataError(f"query {qid!r} judges record {did!r} {merged[did]} in one qrels "
-                                    f"file and {grade} in another", labels[name])
+                    raise DataError(f"query {qid!r} judges record {did!r} {grade} here but "
+                                    f"{merged[did]} in {where[(qid, did)]}", labels[name], line=line)
                 merged[did] = grade
+                where.setdefault((qid, did), labels[name])
     empty = [q for q, judged in pooled.items() if not any(g > 0 for g in judged.values())]
     for q in empty:
         del pooled[q]
@@ -143,7 +152,7 @@ def _pool_qrels(files: dict[str, dict[str, dict[str, int]]], labels: dict[str, s
                      f"(e.g. {', '.join(empty[:3])})")
     if not pooled:
         raise DataError("no query has a positive judgement (score > 0); nothing to train or test on",
-                        "qrels")
+                        ", ".join(labels[name] for name in sorted(files, key=order)))
     return pooled
 
 
@@ -181,18 +190,20 @@ def _pick_model(root: Path, model: str | None) -> str:
 
 def _require(path: Path) -> Path:
     if not path.is_file():
-        raise DataError("file is missing", str(path))
+        raise DataError("is a folder; expected a file" if path.is_dir() else "file is missing",
+                        str(path))
     return path
 
 
-def _read_qrels_dir(root: Path, max_bytes: int | None) -> tuple[dict, dict]:
+def _read_qrels_dir(root: Path, max_bytes: int | None) -> tuple[dict, dict, dict]:
     qdir = root / "qrels"
     paths = sorted(qdir.glob("*.tsv")) if qdir.is_dir() else []
     if not paths:
         raise DataError("has no qrels/*.tsv file; expected at least one with header "
                         "'query-id<TAB>corpus-id<TAB>score'", str(root))
-    files = {p.stem: read_qrels(p, max_bytes) for p in paths}
-    return files, {p.stem: str(p) for p in paths}
+    lines: dict[str, dict[tuple[str, str], int]] = {p.stem: {} for p in paths}
+    files = {p.stem: read_qrels(p, max_bytes, lines[p.stem]) for p in paths}
+    return files, {p.stem: str(p) for p in paths}, lines
 
 
 def load_dataset(path: str | Path, model: str | None = None, *, max_bytes: int | None = None,
@@ -219,6 +230,13 @@ def load_dataset(path: str | Path, model: str | None = None, *, max_bytes: int |
             ds.source = str(path)
             ds.name = path.stem
             return ds
+        except DataError as exc:  # name the archive and the member, not the temporary folder
+            inner, prefix = exc.source or "", str(tmp) + os.sep
+            if inner != str(tmp) and prefix not in inner:
+                raise
+            where = str(path) if inner == str(tmp) else \
+                f"{path} (member {inner.replace(prefix, '').replace(os.sep, '/')})"
+            raise DataError(exc.message, where, line=exc.line, row=exc.row) from None
         finally:
             if extract_dir is None:
                 remove_tree(tmp)
@@ -233,10 +251,10 @@ def load_dataset(path: str | Path, model: str | None = None, *, max_bytes: int |
     _check_count(corpus_ids, corpus, str(emb / "corpus_ids.txt"), "corpus.npy")
     _check_count(query_ids, queries, str(emb / "query_ids.txt"), "queries.npy")
     _check_pair(corpus, queries, str(emb / "corpus.npy"), str(emb / "queries.npy"))
-    files, labels = _read_qrels_dir(root, max_bytes)
+    files, labels, lines = _read_qrels_dir(root, max_bytes)
     corpus_row = {c: i for i, c in enumerate(corpus_ids)}
     query_row = {q: i for i, q in enumerate(query_ids)}
-    qrels = _pool_qrels(files, labels, corpus_row, query_row, notes)
+    qrels = _pool_qrels(files, labels, corpus_row, query_row, notes, lines)
     corpus_text = query_text = None
     if load_texts:
         for name in ("corpus.jsonl", "corpus.jsonl.gz"):
@@ -298,9 +316,10 @@ def load_query_set(path: str | Path, dataset: Dataset, *, max_bytes: int | None 
 
     Corpus ids in its qrels must exist in ``dataset``; dimensions must match.
     """
+    if not Path(path).is_dir():
+        what = "not a folder" if Path(path).exists() else "no such folder"
+        raise DataError(f"{what}; expected a query-set folder (queries + qrels)", str(path))
     root = dataset_root(Path(path))
-    if not root.is_dir():
-        raise DataError("no such folder; expected a query-set folder (queries + qrels)", str(path))
     model = _pick_model(root, dataset.model)
     emb = root / "emb" / model
     notes: list[str] = []
@@ -308,9 +327,9 @@ def load_query_set(path: str | Path, dataset: Dataset, *, max_bytes: int | None 
     arr = load_matrix(_require(emb / "queries.npy"), "query embeddings", max_bytes, notes)
     _check_count(ids, arr, str(emb / "query_ids.txt"), "queries.npy")
     _check_pair(dataset.corpus_emb, arr, "corpus", str(emb / "queries.npy"))
-    files, labels = _read_qrels_dir(root, max_bytes)
+    files, labels, lines = _read_qrels_dir(root, max_bytes)
     row = {q: i for i, q in enumerate(ids)}
-    qrels = _pool_qrels(files, labels, dataset.record_row, row, notes)
+    qrels = _pool_qrels(files, labels, dataset.record_row, row, notes, lines)
     qids = list(qrels)
     rows = [row[q] for q in qids]
     qs = _resolve(qids, np.asarray(arr[rows], dtype=np.float32), qrels, dataset.record_row)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import gzip
 import json
+import lzma
 import math
 import os
 import shutil
 import stat
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,8 @@ CHECK_BLOCK_ROWS = 65536
 MAX_ZIP_RATIO = 200
 #: Default cap on what a zip archive may expand to.
 MAX_ZIP_BYTES = 8 * 2**30
+#: Compression methods the standard library can read.
+ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
 
 
 def check_size(path: Path, max_bytes: int | None) -> None:
@@ -33,8 +37,12 @@ def check_size(path: Path, max_bytes: int | None) -> None:
         return
     size = path.stat().st_size
     if size > max_bytes:
-        raise DataError(f"file is {size / 2**20:.1f} MiB, larger than the limit of "
-                        f"{max_bytes / 2**20:.1f} MiB", str(path))
+        raise DataError(f"file is {_size(size)}, larger than the limit of {_size(max_bytes)}",
+                        str(path))
+
+
+def _size(n: int) -> str:
+    return f"{n} bytes" if n < 2**20 else f"{n / 2**20:.1f} MiB"
 
 
 def read_text_lines(path: Path, max_bytes: int | None = None) -> list[str]:
@@ -47,7 +55,7 @@ def read_text_lines(path: Path, max_bytes: int | None = None) -> list[str]:
     try:
         with opener(path, "rb") as fh:
             raw = fh.read()
-    except (OSError, EOFError) as exc:  # truncated or corrupt gzip
+    except (OSError, EOFError, zlib.error) as exc:  # truncated or corrupt gzip
         raise DataError(f"cannot read the file ({exc})", str(path)) from None
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
@@ -97,7 +105,11 @@ def read_jsonl_texts(path: Path, max_bytes: int | None = None) -> dict[str, str]
             raise DataError(f"not valid JSON ({exc.msg})", str(path), line=number) from None
         if not isinstance(obj, dict) or "_id" not in obj:
             raise DataError('expected a JSON object with an "_id" field', str(path), line=number)
-        ident = str(obj["_id"])
+        ident = obj["_id"]
+        if isinstance(ident, bool) or not isinstance(ident, (str, int)) or not str(ident).strip():
+            raise DataError(f'"_id" is {ident!r}; expected a non-empty string or integer', str(path),
+                            line=number)
+        ident = str(ident).strip()
         if ident in texts:
             raise DataError(f"duplicate _id {ident!r}", str(path), line=number)
         parts = [obj.get("title"), obj.get("text")]
@@ -105,11 +117,13 @@ def read_jsonl_texts(path: Path, max_bytes: int | None = None) -> dict[str, str]
     return texts
 
 
-def read_qrels(path: Path, max_bytes: int | None = None) -> dict[str, dict[str, int]]:
+def read_qrels(path: Path, max_bytes: int | None = None,
+               line_of: dict[tuple[str, str], int] | None = None) -> dict[str, dict[str, int]]:
     """``{query_id: {corpus_id: grade}}`` from a BEIR qrels TSV with header ``query-id corpus-id score``.
 
     Grades must be integers (``"1.0"`` is accepted as 1). A repeated (query, record) pair is an
     error. Rows keep their file order, so the order of first appearance of queries is preserved.
+    ``line_of``, when given, is filled with each (query, record) pair's line number (for messages).
     """
     lines = read_text_lines(path, max_bytes)
     if not lines:
@@ -142,6 +156,8 @@ def read_qrels(path: Path, max_bytes: int | None = None) -> dict[str, dict[str, 
             raise DataError(f"duplicate judgement for query {qid!r} and record {did!r}", str(path),
                             line=number)
         judged[did] = int(value)
+        if line_of is not None:
+            line_of[(qid, did)] = number
     if not qrels:
         raise DataError("the qrels file has a header but no judgements", str(path))
     return qrels
@@ -156,17 +172,32 @@ def load_matrix(path: Path, what: str, max_bytes: int | None = None,
     """
     check_size(path, max_bytes)
     try:
+        with open(path, "rb") as fh:
+            magic = fh.read(6)
+    except OSError as exc:
+        raise DataError(f"cannot read the file ({exc.strerror or exc})", str(path)) from None
+    if magic != b"\x93NUMPY":  # np.load would try pickle or zip; refuse before it does
+        kind = "an .npz/zip archive" if magic.startswith(b"PK") else \
+            "empty" if not magic else "not in the .npy format (no NUMPY header)"
+        raise DataError(f"is {kind}; expected a single numeric array saved with numpy.save",
+                        str(path))
+    try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as exc:
         msg = str(exc)
-        if "allow_pickle" in msg or "Object arrays" in msg:
+        if "allow_pickle" in msg or "Object arrays" in msg or "Python objects" in msg:
             raise DataError("holds Python objects (a pickled array); only numeric .npy files are "
                             "accepted, nothing is unpickled", str(path)) from None
+        if "mmap length is greater" in msg:
+            msg = "the file holds less data than its header describes; truncated or a wrong header"
         raise DataError(f"not a valid .npy file ({msg})", str(path)) from None
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, OverflowError) as exc:  # OverflowError: negative/huge shape
         raise DataError(f"not a valid .npy file ({exc})", str(path)) from None
-    if isinstance(arr, np.lib.npyio.NpzFile):  # pragma: no cover - np.load returns this for zips
-        raise DataError("is an .npz archive; expected a single .npy array", str(path))
+    if isinstance(arr, np.memmap):  # a header that promises less data than the file holds
+        extra = path.stat().st_size - arr.offset - arr.nbytes
+        if extra > 0:
+            raise DataError(f"holds {extra} bytes more than its header describes (shape {arr.shape}, "
+                            f"dtype {arr.dtype}); the header or the data is wrong", str(path))
     return check_matrix(arr, str(path), what, notes)
 
 
@@ -185,7 +216,8 @@ def check_matrix(arr: np.ndarray, source: str, what: str, notes: list[str] | Non
     if arr.dtype != np.float32:
         if notes is not None:
             notes.append(f"{source}: converted {arr.dtype} to float32")
-        arr = np.ascontiguousarray(arr, dtype=np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow shows up as inf below
+            arr = np.ascontiguousarray(arr, dtype=np.float32)
     for start in range(0, arr.shape[0], CHECK_BLOCK_ROWS):
         block = np.asarray(arr[start:start + CHECK_BLOCK_ROWS])
         finite = np.isfinite(block).all(axis=1)
@@ -225,6 +257,12 @@ def safe_extract_zip(archive: Path, dest: Path, max_bytes: int = MAX_ZIP_BYTES,
             mode = info.external_attr >> 16
             if stat.S_ISLNK(mode):
                 raise DataError(f"member {name!r} is a symbolic link; refused", str(archive))
+            if info.flag_bits & 0x1:
+                raise DataError(f"member {name!r} is encrypted; expected an unencrypted zip",
+                                str(archive))
+            if info.compress_type not in ZIP_METHODS:
+                raise DataError(f"member {name!r} uses compression method {info.compress_type}; "
+                                "expected stored, deflate, bzip2 or lzma", str(archive))
             total += info.file_size
         size = max(archive.stat().st_size, 1)
         if total > max_bytes:
@@ -252,23 +290,18 @@ def safe_extract_zip(archive: Path, dest: Path, max_bytes: int = MAX_ZIP_BYTES,
                             raise DataError(f"member {info.filename!r} is larger than its header "
                                             "says; refused", str(archive))
                         out.write(chunk)
-            except (zipfile.BadZipFile, zlib_error(), EOFError, OSError) as exc:
+            except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError) as exc:
                 raise DataError(f"member {info.filename!r} is corrupt ({exc})", str(archive)) from None
     return dest
 
 
-def zlib_error() -> type[Exception]:
-    import zlib
-    return zlib.error
-
-
-def dataset_root(folder: Path) -> Path:
+def dataset_root(folder: Path, depth: int = 0) -> Path:
     """The folder holding ``emb/`` or ``qrels/``: ``folder`` itself or its only sub-folder."""
     if (folder / "emb").is_dir() or (folder / "qrels").is_dir():
         return folder
     subdirs = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(("__", "."))]
-    if len(subdirs) == 1:
-        return dataset_root(subdirs[0])
+    if len(subdirs) == 1 and depth < 8:  # the limit stops symlink loops
+        return dataset_root(subdirs[0], depth + 1)
     return folder
 
 

@@ -94,11 +94,13 @@ def split_from_json(path: str | Path, dataset: Dataset) -> Split:
     """An explicit split file ``{"train": [...], "val": [...], "test": [...]}`` (``"ood"`` optional)."""
     path = Path(path)
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
+        obj = json.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise DataError("no such split file", str(path)) from None
     except UnicodeDecodeError:
         raise DataError("not valid UTF-8", str(path)) from None
+    except OSError as exc:  # a folder, no permission, ...
+        raise DataError(f"cannot read the split file ({exc.strerror or exc})", str(path)) from None
     except json.JSONDecodeError as exc:
         raise DataError(f"not valid JSON ({exc.msg})", str(path), line=exc.lineno) from None
     return split_from_dict(obj, dataset, str(path))

@@ -1,0 +1,501 @@
+#!/usr/bin/env python
+"""Engine benchmark: NUDGE-M / NUDGE-N fit time and memory, ours vs the authors' ``nudge-ft``.
+
+Part 1, SciFact (``../shared/datasets/scifact`` next to the repository): fit time of
+``NudgeM``/``NudgeN`` and of the reference ``NUDGEM``/``NUDGEN`` on the paper split (seed 0), in this
+process, best of ``--repeats``; the chosen γ of both and the largest absolute difference of the
+output embeddings.
+
+Part 2, synthetic scale series: n_records x 384 float32 unit-norm records written block by block to a
+temporary ``.npy`` and opened with ``np.load(mmap_mode="r")`` (as real input is), 10,000 training
+and 2,000 validation queries with 1-3 relevant records each. Every (size, method, implementation)
+is fitted once in a fresh subprocess that reports the fit's wall time and its peak RSS (VmHWM,
+reset with ``/proc/self/clear_refs`` just before the fit, so the peak is the fit's own), next to the
+RSS just before the fit (baseline: interpreter, libraries, queries) and the corpus matrix size.
+
+Timings are printed and written to JSON (``--out``); nothing here asserts on them.
+
+    python benchmarks/bench_engine.py                      # everything (10k, 100k, 1M)
+    python benchmarks/bench_engine.py --sizes 10000,100000
+    python benchmarks/bench_engine.py --quick --no-reference --out /tmp/b.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+SCIFACT = REPO.parent / "shared" / "datasets" / "scifact"
+DEFAULT_OUT = HERE / "results" / "bench_engine.json"
+
+DIM = 384
+N_TRAIN = 10_000
+N_VAL = 2_000
+DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
+#: The reference is skipped above this many records: NUDGEN allocates a dense (n_val, n) float32
+#: answer matrix and (n_val, n) score matrices (2,000 x 1M x 4 B = 7.5 GiB each), and builds the
+#: pulls with a Python loop over every record.
+REFERENCE_MAX_RECORDS = 100_000
+REFERENCE_TIMEOUT_S = 1800
+GEN_BLOCK = 65_536
+MIB = 2.0 ** 20
+
+# Synthetic data: records in clusters (so near neighbours compete). Each "hot" record r (one that
+# answers queries) has a partner p in its cluster, and its queries sit part of the way from r toward
+# p (a fraction drawn in DRIFT), plus noise: the untuned model often ranks p first. Training queries
+# reveal the shift, so moving r toward its queries (NUDGE) fixes validation queries too.
+N_CENTRES = 1024
+SPREAD = 0.05        # per-dimension noise around a centre (cos within a cluster ~ 0.5)
+N_HOT = 5_000        # records that answer queries (at most n_records // 2)
+DRIFT = (0.3, 0.7)   # how far toward the partner a record's queries sit (uniform range)
+QUERY_NOISE = 0.5    # ||noise|| of a query before normalising
+
+
+# ------------------------------------------------------------------ memory helpers
+
+def _status_kib(*fields: str) -> dict[str, int]:
+    out = {}
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            key, _, rest = line.partition(":")
+            if key in fields:
+                out[key] = int(rest.split()[0])
+    return out
+
+
+def _reset_peak() -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0); False when not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+class _Poller:
+    """Samples RssAnon / RssFile every few ms to split the peak into heap and mapped-file pages."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        self.interval = interval
+        self.peak = {"RssAnon": 0, "RssFile": 0}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            now = _status_kib("RssAnon", "RssFile")
+            for key, val in now.items():
+                self.peak[key] = max(self.peak[key], val)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "_Poller":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+# ------------------------------------------------------------------ synthetic data
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def generate(folder: Path, n_records: int, dim: int = DIM, n_train: int = N_TRAIN,
+             n_val: int = N_VAL, seed: int = 0) -> dict:
+    """Write ``corpus.npy`` (n, dim) float32 unit norm block by block, and ``queries.npz``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    rng = np.random.default_rng([seed, n_records])
+    centres = _unit(rng.standard_normal((N_CENTRES, dim), dtype=np.float32))
+    corpus_path = folder / "corpus.npy"
+    mm = np.lib.format.open_memmap(corpus_path, mode="w+", dtype=np.float32, shape=(n_records, dim))
+    labels = np.empty(n_records, dtype=np.int32)
+    for start in range(0, n_records, GEN_BLOCK):
+        m = min(GEN_BLOCK, n_records - start)
+        labels[start:start + m] = rng.integers(0, N_CENTRES, m)
+        block = centres[labels[start:start + m]]
+        block += np.float32(SPREAD) * rng.standard_normal((m, dim), dtype=np.float32)
+        mm[start:start + m] = _unit(block)
+    mm.flush()
+    del mm
+    corpus = np.load(corpus_path, mmap_mode="r")
+    n_hot = min(N_HOT, n_records // 2)
+    hot = np.sort(rng.choice(n_records, size=n_hot, replace=False))
+    by_label = np.argsort(labels, kind="stable")
+    first = np.searchsorted(labels[by_label], np.arange(N_CENTRES + 1))
+    lab = labels[hot]
+    partner = by_label[first[lab] + (rng.random(n_hot) * (first[lab + 1] - first[lab])).astype(np.int64)]
+    v_hot, v_partner = np.asarray(corpus[hot]), np.asarray(corpus[partner])
+    drift = rng.uniform(*DRIFT, size=(n_hot, 1)).astype(np.float32)
+    targets = _unit(v_hot + drift * (v_partner - v_hot))
+    n_q = n_train + n_val
+    n_ans = rng.choice([1, 2, 3], size=n_q, p=[0.6, 0.3, 0.1])
+    answers = [rng.choice(n_hot, size=k, replace=False) for k in n_ans]
+    mix = np.stack([targets[a].mean(axis=0) for a in answers])
+    noise = rng.standard_normal((n_q, dim), dtype=np.float32) * np.float32(QUERY_NOISE / np.sqrt(dim))
+    queries = _unit(mix + noise)
+    flat = np.concatenate([hot[a] for a in answers]).astype(np.int64)
+    np.savez(folder / "queries.npz", emb=queries, flat=flat, lens=n_ans.astype(np.int64),
+             n_train=n_train)
+    return {"corpus": str(corpus_path), "queries": str(folder / "queries.npz"),
+            "seconds": time.perf_counter() - t0}
+
+
+def load_queries(path: str):
+    """(train, val) QuerySets from ``generate``'s ``queries.npz``."""
+    from nudge_core.data import QuerySet
+
+    z = np.load(path)
+    emb, flat, lens, n_train = z["emb"], z["flat"], z["lens"], int(z["n_train"])
+    answers = np.split(flat, np.cumsum(lens)[:-1])
+
+    def qs(lo: int, hi: int) -> QuerySet:
+        return QuerySet([f"q{j}" for j in range(lo, hi)], np.ascontiguousarray(emb[lo:hi]),
+                        answers[lo:hi], [np.ones(len(a)) for a in answers[lo:hi]])
+
+    return qs(0, n_train), qs(n_train, len(lens))
+
+
+# ------------------------------------------------------------------ reference helpers
+
+def reference_sets(qs) -> dict:
+    return {"q_embs": np.ascontiguousarray(qs.emb, np.float32),
+            "q_ans_indx": [a.tolist() for a in qs.answers]}
+
+
+def run_reference(method: str, X: np.ndarray, tr, va) -> tuple[np.ndarray, float, float]:
+    """(embeddings, γ chosen, seconds) of nudge-ft on a copy of X; its prints are silenced.
+
+    γ is read by wrapping the instance's own γ step (NUDGEM's interval sweep returns it; NUDGEN's
+    last ``_sol_maxm`` call uses the best γ); the package itself is not modified.
+    """
+    from nudge import NUDGEM, NUDGEN
+
+    est = NUDGEM() if method == "nudge-m" else NUDGEN()
+    seen: list[float] = []
+    if method == "nudge-m":
+        inner = est._get_point_of_most_intersection
+
+        def spy(*a, **k):
+            g = inner(*a, **k)
+            seen.append(float(g))
+            return g
+        est._get_point_of_most_intersection = spy
+    else:
+        inner = est._sol_maxm
+
+        def spy(gamma, *a, **k):
+            seen.append(float(gamma))
+            return inner(gamma, *a, **k)
+        est._sol_maxm = spy
+    train, val = reference_sets(tr), reference_sets(va)
+    Xc = np.array(X, dtype=np.float32)  # the reference wants a writable in-memory array
+    with contextlib.redirect_stdout(io.StringIO()):
+        t0 = time.perf_counter()
+        out = est.finetune_embeddings(Xc, train, val)
+        seconds = time.perf_counter() - t0
+    return out, (seen[-1] if seen else float("nan")), seconds
+
+
+def run_ours(method: str, X: np.ndarray, tr, va):
+    from nudge_core.nudge import NudgeM, NudgeN
+
+    est = NudgeM() if method == "nudge-m" else NudgeN()
+    t0 = time.perf_counter()
+    est.fit(X, tr, va)
+    return est, time.perf_counter() - t0
+
+
+# ------------------------------------------------------------------ part 1: SciFact
+
+def bench_scifact(repeats: int, with_reference: bool) -> dict:
+    if not SCIFACT.is_dir():
+        raise SystemExit(f"bench_engine: SciFact not found at {SCIFACT}; the benchmark needs the "
+                         "shared datasets folder next to the repository (../shared/datasets/scifact)")
+    from nudge_core.data import load_dataset
+    from nudge_core.splits import paper_split
+
+    ds = load_dataset(SCIFACT, load_texts=False)
+    split = paper_split(ds.labelled_ids, seed=0)
+    tr, va = ds.queries(split.train), ds.queries(split.val)
+    X = np.asarray(ds.corpus_emb, dtype=np.float32)
+    out = {"path": str(SCIFACT), "model": ds.model, "n_records": int(X.shape[0]),
+           "dim": int(X.shape[1]), "n_train": len(tr), "n_val": len(va), "repeats": repeats,
+           "reference": with_reference, "methods": {}}
+    for method in ("nudge-m", "nudge-n"):
+        ours_times, est = [], None
+        for _ in range(repeats):
+            est, sec = run_ours(method, X, tr, va)
+            ours_times.append(sec)
+        row = {"ours_seconds": min(ours_times), "ours_all_seconds": ours_times,
+               "gamma_ours": est.gamma_, "val_objective_ours": est.objective_}
+        if with_reference:
+            ref_times, ref_emb, ref_gamma = [], None, None
+            for _ in range(repeats):
+                ref_emb, ref_gamma, sec = run_reference(method, X, tr, va)
+                ref_times.append(sec)
+            row.update({"reference_seconds": min(ref_times), "reference_all_seconds": ref_times,
+                        "gamma_reference": ref_gamma,
+                        "speedup_reference_over_ours": min(ref_times) / min(ours_times),
+                        "max_abs_diff_embeddings": float(np.abs(est.embeddings_ - ref_emb).max())})
+        out["methods"][method] = row
+    return out
+
+
+# ------------------------------------------------------------------ part 2: one fit, in a child
+
+def child(spec: dict) -> dict:
+    """One fit in this (fresh) process; returns timings and memory in MiB."""
+    impl, method = spec["impl"], spec["method"]
+    if impl == "reference":
+        import nudge  # noqa: F401  (import torch before the baseline)
+    from nudge_core.nudge import NudgeM  # noqa: F401  (imports faiss/scipy before the baseline)
+
+    X = np.load(spec["corpus"], mmap_mode="r")
+    tr, va = load_queries(spec["queries"])
+    base = _status_kib("VmRSS", "RssAnon", "RssFile")
+    reset = _reset_peak()
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
+    load0 = os.getloadavg()[0]
+    with _Poller() as poll:
+        if impl == "ours":
+            est, seconds = run_ours(method, X, tr, va)
+            gamma, obj = est.gamma_, est.objective_
+            obj0 = float(est.curve_objective_[0])  # both curves start at γ = 0
+        else:
+            _, gamma, seconds = run_reference(method, X, tr, va)
+            obj = obj0 = None
+    hwm = _status_kib("VmHWM")["VmHWM"]
+    ru1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+    return {"fit_seconds": seconds, "fit_cpu_seconds": cpu,
+            "loadavg_1min": [load0, os.getloadavg()[0]], "gamma": gamma, "val_objective": obj, "val_objective_gamma0": obj0,
+            "baseline_rss_mib": base["VmRSS"] / 1024, "baseline_anon_mib": base["RssAnon"] / 1024,
+            "peak_rss_mib": hwm / 1024, "peak_reset": reset,
+            "ru_maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_anon_mib_sampled": poll.peak["RssAnon"] / 1024,
+            "peak_file_mib_sampled": poll.peak["RssFile"] / 1024}
+
+
+def run_child(spec: dict, timeout: float) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--one", json.dumps(spec)]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get(
+        "PYTHONPATH", "")])))
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return {"status": f"timeout after {timeout:.0f} s"}
+    wall = time.perf_counter() - t0
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        return {"status": f"failed (exit {proc.returncode}): {' | '.join(tail)}"}
+    res = json.loads(lines[-1][len("RESULT "):])
+    res.update(status="ok", process_wall_seconds=wall)
+    return res
+
+
+def bench_scale(sizes: list[int], with_reference: bool, tmp: Path) -> dict:
+    runs, generation = [], {}
+    for n in sizes:
+        folder = tmp / f"n{n}"
+        gen = generate(folder, n)
+        generation[str(n)] = gen["seconds"]
+        corpus_mib = n * DIM * 4 / MIB
+        impls = ["ours"] + (["reference"] if with_reference else [])
+        for method in ("nudge-m", "nudge-n"):
+            for impl in impls:
+                row = {"n_records": n, "method": method, "impl": impl, "corpus_mib": corpus_mib}
+                if impl == "reference" and n > REFERENCE_MAX_RECORDS:
+                    row["status"] = (f"skipped: reference not run above {REFERENCE_MAX_RECORDS:,} "
+                                     "records (dense n_val x n matrices, Python loop per record)")
+                else:
+                    spec = {"impl": impl, "method": method, **gen}
+                    row.update(run_child(spec, REFERENCE_TIMEOUT_S if impl == "reference" else 1800))
+                    if row["status"] == "ok":
+                        row["peak_over_corpus"] = row["peak_rss_mib"] / corpus_mib
+                        row["fit_share_over_corpus"] = (row["peak_rss_mib"] -
+                                                        row["baseline_rss_mib"]) / corpus_mib
+                runs.append(row)
+                _print_run(row)
+        shutil.rmtree(folder, ignore_errors=True)
+    for row in runs:  # reference / ours at the same size and method
+        if row["impl"] == "reference" and row.get("status") == "ok":
+            ours = next(r for r in runs if r["impl"] == "ours" and r["n_records"] == row["n_records"]
+                        and r["method"] == row["method"])
+            if ours.get("status") == "ok":
+                row["speedup_reference_over_ours"] = row["fit_seconds"] / ours["fit_seconds"]
+    return {"dim": DIM, "n_train": N_TRAIN, "n_val": N_VAL, "sizes": sizes,
+            "generator": {"n_centres": N_CENTRES, "spread": SPREAD, "n_hot": N_HOT, "drift": DRIFT,
+                          "description": "clustered unit-norm records; each hot record's queries "
+                                         "sit toward a same-cluster partner, plus noise",
+                          "query_noise": QUERY_NOISE, "answers_per_query": "1-3 (p .6/.3/.1)"},
+            "generation_seconds": generation, "runs": runs}
+
+
+# ------------------------------------------------------------------ report
+
+def _print_run(row: dict) -> None:
+    if row.get("status") != "ok":
+        print(f"  {row['n_records']:>9,} {row['method']:8} {row['impl']:9}  {row.get('status')}",
+              flush=True)
+        return
+    print(f"  {row['n_records']:>9,} {row['method']:8} {row['impl']:9}  fit {row['fit_seconds']:8.2f} s"
+          f" (cpu {row['fit_cpu_seconds']:8.2f} s)  peak {row['peak_rss_mib']:8.0f} MiB"
+          f"  load {row['loadavg_1min'][0]:.1f}", flush=True)
+
+
+def targets(result: dict) -> dict:
+    out = {}
+    sci = result.get("scifact", {}).get("methods", {})
+    speed = {m: r["speedup_reference_over_ours"] for m, r in sci.items()
+             if "speedup_reference_over_ours" in r}
+    out["scifact_10x_faster"] = {"target": ">= 10x", "speedup": speed,
+                                 "met": (min(speed.values()) >= 10) if speed else None}
+    big = [r for r in result.get("scale", {}).get("runs", [])
+           if r["n_records"] == 1_000_000 and r["impl"] == "ours" and r.get("status") == "ok"]
+    out["1m_fit_within_60s"] = {"target": "<= 60 s",
+                                "seconds": {r["method"]: r["fit_seconds"] for r in big},
+                                "met": all(r["fit_seconds"] <= 60 for r in big) if big else None}
+    out["1m_peak_within_2.5x_corpus"] = {
+        "target": "peak RSS <= 2.5 x corpus matrix",
+        "peak_over_corpus": {r["method"]: r["peak_over_corpus"] for r in big},
+        "met": all(r["peak_over_corpus"] <= 2.5 for r in big) if big else None}
+    return out
+
+
+def print_table(result: dict) -> None:
+    sci = result.get("scifact")
+    if sci:
+        print(f"\nSciFact ({sci['n_records']:,} records x {sci['dim']}, {sci['n_train']} train / "
+              f"{sci['n_val']} val queries, paper split seed 0), best of {sci['repeats']}:")
+        print(f"  {'method':8} {'ours s':>9} {'ref s':>9} {'ref/ours':>9} {'γ ours':>10} "
+              f"{'γ ref':>10} {'max|Δemb|':>10}")
+        for m, r in sci["methods"].items():
+            has_ref = r.get("reference_seconds") is not None
+
+            def fmt(key, spec, width=10):
+                return format(r[key], spec) if has_ref else "-".rjust(width)
+            print(f"  {m:8} {r['ours_seconds']:9.4f} {fmt('reference_seconds', '9.4f', 9)} "
+                  f"{fmt('speedup_reference_over_ours', '8.1f', 8)}x {r['gamma_ours']:10.6f} "
+                  f"{fmt('gamma_reference', '10.6f')} {fmt('max_abs_diff_embeddings', '10.2e')}")
+    scale = result.get("scale")
+    if scale:
+        print(f"\nSynthetic scale series ({scale['dim']}-d float32 unit norm, memory-mapped; "
+              f"{scale['n_train']:,} train / {scale['n_val']:,} val queries; one fresh process per row):")
+        print(f"  {'records':>9} {'method':8} {'impl':9} {'fit s':>8} {'cpu s':>8} {'ref/ours':>8} "
+              f"{'corpus':>8} {'base':>7} {'peak':>8} {'peak/corp':>9} {'(peak-base)/corp':>16} "
+              f"{'anon pk':>8} {'γ':>9} {'val@γ0':>7} {'val@γ':>7}")
+        for r in scale["runs"]:
+            head = f"  {r['n_records']:>9,} {r['method']:8} {r['impl']:9}"
+            if r.get("status") != "ok":
+                print(f"{head} {r.get('status')}")
+                continue
+            sp = r.get("speedup_reference_over_ours")
+            vo = r.get("val_objective")
+            v0 = r.get("val_objective_gamma0")
+            print(f"{head} {r['fit_seconds']:8.2f} {r['fit_cpu_seconds']:8.2f} "
+                  f"{(f'{sp:7.1f}x' if sp else '       -')} "
+                  f"{r['corpus_mib']:7.0f}M {r['baseline_rss_mib']:6.0f}M {r['peak_rss_mib']:7.0f}M "
+                  f"{r['peak_over_corpus']:9.2f} {r['fit_share_over_corpus']:16.2f} "
+                  f"{r['peak_anon_mib_sampled']:7.0f}M {r['gamma']:9.5f} "
+                  f"{(f'{v0:7.3f}' if v0 is not None else '      -')} "
+                  f"{(f'{vo:7.3f}' if vo is not None else '      -')}")
+        print("  (corpus/base/peak in MiB; base = RSS just before the fit; peak = VmHWM during the "
+              "fit, reset before it; anon pk = sampled peak of heap pages, i.e. without the "
+              "memory-mapped corpus pages)")
+    print("\nTargets:")
+    for name, t in result["targets"].items():
+        vals = {k: v for k, v in t.items() if k not in ("target", "met")}
+        state = {True: "MET", False: "MISSED", None: "not measured"}[t["met"]]
+        print(f"  {name:28} {t['target']:32} {state:13} {json.dumps(vals, default=_round)}")
+
+
+def _round(x):
+    return round(float(x), 3)
+
+
+def _versions(with_reference: bool) -> dict:
+    import faiss
+    import scipy
+
+    out = {"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
+           "faiss": faiss.__version__, "platform": platform.platform(), "cpus": os.cpu_count(),
+           "machine": platform.machine()}
+    if with_reference:
+        import importlib.metadata as md
+
+        import torch
+        out.update(torch=torch.__version__, nudge_ft=md.version("nudge-ft"),
+                   torch_threads=torch.get_num_threads())
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON output (default {DEFAULT_OUT})")
+    ap.add_argument("--sizes", default=",".join(str(s) for s in DEFAULT_SIZES),
+                    help="comma-separated corpus sizes for the scale series")
+    ap.add_argument("--quick", action="store_true", help="10k records only (smoke test)")
+    ap.add_argument("--no-reference", action="store_true", help="skip nudge-ft (not installed)")
+    ap.add_argument("--repeats", type=int, default=3, help="SciFact repeats (best is kept)")
+    ap.add_argument("--one", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if args.one:
+        print("RESULT " + json.dumps(child(json.loads(args.one))), flush=True)
+        return 0
+
+    sizes = [10_000] if args.quick else [int(s.replace("_", "")) for s in args.sizes.split(",") if s]
+    with_ref = not args.no_reference
+    if with_ref:
+        try:
+            import nudge  # noqa: F401
+        except ImportError:
+            raise SystemExit("bench_engine: the reference package is not installed (pip install "
+                             "torch==2.13.0 nudge-ft==0.1.2), or pass --no-reference") from None
+    t0 = time.perf_counter()
+    result: dict = {"meta": {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": sys.argv[1:],
+                             "loadavg_at_start": os.getloadavg(),
+                             "quick": args.quick, "reference": with_ref, **_versions(with_ref)}}
+    print("SciFact ...", flush=True)
+    result["scifact"] = bench_scifact(args.repeats, with_ref)
+    tmp = Path(tempfile.mkdtemp(prefix="nudge-bench-"))
+    try:
+        print(f"Scale series {sizes} (data under {tmp}) ...", flush=True)
+        result["scale"] = bench_scale(sizes, with_ref, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    result["targets"] = targets(result)
+    result["meta"]["wall_seconds"] = time.perf_counter() - t0
+    result["meta"]["loadavg_at_end"] = os.getloadavg()
+    print_table(result)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1, default=float))
+    print(f"\nwrote {args.out}  (wall {result['meta']['wall_seconds']:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,197 @@
+"""2-D maps of records before and after fine-tuning, in one aligned frame.
+
+The map is fitted on the *original* (unit-norm) record embeddings only; the moved records' new
+embeddings and the queries are then placed with the same fitted mapping (UMAP's ``transform``, or
+the same linear map for PCA). Every unmoved record therefore keeps its place, and an arrow from a
+record's old to its new position shows where fine-tuning pushed it relative to the fixed landscape.
+A joint fit of before+after would let the whole map drift and make the arrows meaningless; two
+separate fits would need an alignment step that distorts small moves. UMAP uses the cosine metric,
+so NUDGE-M's change of norm is not visible, only its change of direction (which is what changes
+rankings for a fixed query norm).
+
+UMAP (umap-learn) compiles numba code on its first use in a process; :func:`start_warm_up` runs
+that once in a background thread. :data:`UMAP_LOCK` keeps two UMAP runs from overlapping.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .data import QuerySet
+
+#: Held while a UMAP fit/transform runs: numba-parallel UMAPs must not overlap.
+UMAP_LOCK = threading.Lock()
+#: Above this many records the map is fitted on a random subsample (moved records always kept).
+DEFAULT_MAX_POINTS = 50000
+PROJECTIONS = ("umap", "pca")
+
+Progress = Callable[[float, str], None]
+
+#: Warm-up state shared by the process: status "idle" | "running" | "done" | "failed".
+WARM_UP: dict = {"status": "idle", "seconds": None, "error": None, "started": None}
+_WARM_LOCK = threading.Lock()
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def warm_up(n: int = 4200, dim: int = 8) -> float:
+    """Compile UMAP's numba code with a small fit + transform; returns the seconds it took.
+
+    ``n`` >= 4096 so that UMAP takes its approximate-neighbour (pynndescent) path, the one real
+    corpora take, and compiles that."""
+    with _WARM_LOCK:
+        if WARM_UP["status"] == "done":
+            return float(WARM_UP["seconds"] or 0.0)
+        WARM_UP.update(status="running", started=time.time())
+    t0 = time.perf_counter()
+    try:
+        import umap
+
+        x = np.random.default_rng(0).standard_normal((n, dim)).astype(np.float32)
+        with UMAP_LOCK:
+            model = umap.UMAP(n_neighbors=15, metric="cosine", random_state=0, n_epochs=10,
+                              low_memory=True).fit(x)
+            model.transform(x[:20] + 0.01)
+    except Exception as exc:  # reported by the app; a later real run raises it properly
+        WARM_UP.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    seconds = time.perf_counter() - t0
+    WARM_UP.update(status="done", seconds=seconds)
+    return seconds
+
+
+def start_warm_up() -> bool:
+    """Start :func:`warm_up` in a daemon thread once per process; True if this call started it."""
+    with _WARM_LOCK:
+        if WARM_UP["status"] != "idle":
+            return False
+        WARM_UP["status"] = "starting"
+
+    def run() -> None:
+        try:
+            warm_up()
+        except Exception:
+            pass
+
+    threading.Thread(target=run, name="umap-warm-up", daemon=True).start()
+    return True
+
+
+def pull_counts(train: QuerySet, n_records: int) -> np.ndarray:
+    """(n_records,) int: how many training queries judge each record relevant."""
+    counts = np.zeros(n_records, dtype=np.int64)
+    for ans in train.answers:
+        np.add.at(counts, np.unique(ans), 1)
+    return counts
+
+
+def top_movers(moved_rows: np.ndarray, shift: np.ndarray, n: int) -> np.ndarray:
+    """Positions (into ``moved_rows``) of the ``n`` records that moved most, largest first."""
+    order = np.argsort(-np.asarray(shift), kind="stable")
+    return order[: max(0, int(n))]
+
+
+@dataclass
+class Layout:
+    """An aligned 2-D frame.
+
+    ``rows`` (n_shown,) record rows placed by the fit, ``xy`` (n_shown, 2) their positions;
+    ``moved_rows`` (m,) rows that moved, ``before``/``after`` (m, 2) their old/new positions;
+    ``queries[name]`` (n_q, 2) query positions; ``subsampled`` True when not every record is shown.
+    """
+
+    method: str
+    rows: np.ndarray
+    xy: np.ndarray
+    moved_rows: np.ndarray
+    before: np.ndarray
+    after: np.ndarray
+    queries: dict[str, np.ndarray] = field(default_factory=dict)
+    subsampled: bool = False
+    seconds: float = 0.0
+
+
+def sample_rows(n_records: int, keep: np.ndarray, max_points: int, seed: int = 0) -> np.ndarray:
+    """Sorted record rows to fit on: all when n_records <= max_points, else every ``keep`` row
+    plus a seeded random sample of the rest up to ``max_points`` in total."""
+    if n_records <= max_points:
+        return np.arange(n_records)
+    keep = np.unique(np.asarray(keep, dtype=np.int64))
+    rest = np.setdiff1d(np.arange(n_records), keep)
+    extra = max(0, max_points - len(keep))
+    picked = np.random.default_rng(seed).choice(rest, size=min(extra, len(rest)), replace=False)
+    return np.sort(np.concatenate([keep, picked]))
+
+
+class _Pca:
+    def __init__(self, x: np.ndarray) -> None:
+        self.mean = x.mean(axis=0)
+        _, _, vt = np.linalg.svd(x - self.mean, full_matrices=False)
+        self.components = vt[:2]
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        return (x - self.mean) @ self.components.T
+
+
+def compute_layout(originals: np.ndarray, moved_rows: np.ndarray, moved_emb: np.ndarray,
+                   queries: dict[str, np.ndarray] | None = None, *, method: str = "umap",
+                   max_points: int = DEFAULT_MAX_POINTS, seed: int = 0, n_neighbors: int = 15,
+                   n_epochs: int | None = None, progress: Progress | None = None) -> Layout:
+    """Fit a 2-D map on ``originals`` (n, d) (normalised here), place ``moved_emb`` (m, d) — the
+    new embeddings of records ``moved_rows`` — and each query set with the same mapping."""
+    if method not in PROJECTIONS:
+        raise ValueError(f"method must be one of {PROJECTIONS}, got {method!r}")
+    report = progress or (lambda f, m: None)
+    t0 = time.perf_counter()
+    moved_rows = np.asarray(moved_rows, dtype=np.int64)
+    rows = sample_rows(originals.shape[0], moved_rows, max_points, seed)
+    x = _unit(np.asarray(originals[rows]))
+    after_in = _unit(moved_emb) if len(moved_rows) else np.zeros((0, x.shape[1]), np.float32)
+    query_in = {name: _unit(q) for name, q in (queries or {}).items() if q is not None and len(q)}
+    report(0.05, f"fitting {method.upper()} on {len(rows):,} original records")
+    if method == "pca":
+        model = _Pca(x)
+        xy = model.transform(x)
+        place = model.transform
+    else:
+        import umap
+
+        with UMAP_LOCK:
+            model = umap.UMAP(n_neighbors=min(n_neighbors, max(2, len(rows) - 1)), metric="cosine",
+                              random_state=seed, n_epochs=n_epochs, low_memory=True)
+            xy = model.fit_transform(x)
+        def place(y: np.ndarray) -> np.ndarray:
+            with UMAP_LOCK:
+                return model.transform(y)
+    report(0.7, f"placing {len(moved_rows):,} moved records and the queries with the same map")
+    position = {int(r): i for i, r in enumerate(rows)}
+    before = xy[[position[int(r)] for r in moved_rows]] if len(moved_rows) else np.zeros((0, 2))
+    after = place(after_in) if len(moved_rows) else np.zeros((0, 2))
+    placed = {name: np.asarray(place(q)) for name, q in query_in.items()}
+    report(1.0, "done")
+    return Layout(method, rows, np.asarray(xy, dtype=np.float32), moved_rows,
+                  np.asarray(before, dtype=np.float32), np.asarray(after, dtype=np.float32),
+                  placed, bool(len(rows) < originals.shape[0]), time.perf_counter() - t0)
+
+
+def positions(layout: Layout, rows, after: bool = False) -> np.ndarray:
+    """(n, 2) map positions of record ``rows`` — their new place when ``after`` and they moved —
+    skipping rows left out by subsampling."""
+    where = {int(r): i for i, r in enumerate(layout.rows)}
+    moved = {int(r): i for i, r in enumerate(layout.moved_rows)}
+    out = []
+    for r in np.asarray(rows).ravel():
+        r = int(r)
+        if after and r in moved:
+            out.append(layout.after[moved[r]])
+        elif r in where:
+            out.append(layout.xy[where[r]])
+    return np.array(out, dtype=np.float32).reshape(-1, 2)

@@ -1,0 +1,179 @@
+"""NUDGE at many γ without refitting: the app's γ slider and the sensitivity sweep.
+
+Both rest on :meth:`NudgeM.scorer` / :meth:`NudgeN.scorer`: a fitted estimator's
+:class:`~nudge_core.gamma_path.GammaScorer` gives the exact top-k of a query set at any γ from
+per-query dot products computed once, so a new γ costs one elementwise pass over the active records
+plus a metric evaluation.
+
+* :class:`GammaRescorer` keeps the scorers of one fitted estimator for named query sets (test, OOD)
+  and returns metrics at any γ — the γ slider.
+* :func:`sensitivity_sweep` fits each method once per split (at a fixed γ, skipping the search) and
+  evaluates train / validation / test / OOD NDCG@10 over a log-spaced γ grid — the sensitivity page.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .data import Dataset, QuerySet
+from .metrics import KS, evaluate, mean_metrics
+from .nudge import NudgeM, NudgeN
+from .splits import Split
+
+Progress = Callable[[float, str], None]
+PARTS = ("train", "val", "test", "ood")
+SWEEP_METHODS = ("nudge-m", "nudge-n")
+
+
+def log_grid(method: str, n: int = 25, low: float = 1e-3) -> np.ndarray:
+    """Log-spaced γ values: 1e-3 … 10 for NUDGE-M, 1e-3 … 4 for NUDGE-N (γ ≤ 4 on the sphere)."""
+    high = 10.0 if method == "nudge-m" else 4.0
+    return np.logspace(np.log10(low), np.log10(high), int(n))
+
+
+class GammaRescorer:
+    """Metrics of a fitted NUDGE estimator at any γ, for named query sets, without refitting.
+
+    ``queries`` maps a name (``"test"``, ``"ood"``) to a QuerySet. Building costs one exact search
+    per set over the records that never move; :meth:`per_query` then costs milliseconds at SciFact
+    size.
+    """
+
+    def __init__(self, estimator: NudgeM | NudgeN, queries: dict[str, QuerySet], k: int = max(KS)):
+        self.estimator = estimator
+        self.queries = {name: qs for name, qs in queries.items() if qs is not None and len(qs)}
+        self.k = min(int(k), estimator.embeddings_.shape[0])
+        self.scorers = {name: estimator.scorer(qs.emb, self.k) for name, qs in self.queries.items()}
+
+    def top_rows(self, gamma: float, part: str = "test") -> np.ndarray:
+        """(n_queries, k) record rows ranked at ``gamma``, best first."""
+        return self.scorers[part].topk(float(gamma), self.k)
+
+    def per_query(self, gamma: float, part: str = "test") -> dict[str, np.ndarray]:
+        return evaluate(self.top_rows(gamma, part), self.queries[part])
+
+    def metrics(self, gamma: float, part: str = "test") -> dict[str, float]:
+        return mean_metrics(self.per_query(gamma, part))
+
+    def curve(self, gammas, metric: str = "ndcg@10", part: str = "test") -> np.ndarray:
+        """``metric`` at each γ of ``gammas`` (for drawing it along the γ axis)."""
+        return np.array([self.metrics(float(g), part)[metric] for g in gammas])
+
+    def timed_metrics(self, gamma: float, part: str = "test") -> tuple[dict[str, float], float]:
+        """(metrics, seconds taken) — the app shows how long a re-score took."""
+        t0 = time.perf_counter()
+        out = self.metrics(gamma, part)
+        return out, time.perf_counter() - t0
+
+
+@dataclass
+class SweepResult:
+    """NDCG@k (or another metric) per method, part and split seed over a γ grid.
+
+    ``values[method][part]`` is (n_splits, n_gammas); parts without queries are absent.
+    """
+
+    metric: str
+    gammas: dict[str, np.ndarray]
+    values: dict[str, dict[str, np.ndarray]]
+    chosen: dict[str, list[float]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def mean(self, method: str, part: str) -> np.ndarray:
+        return self.values[method][part].mean(axis=0)
+
+    def band(self, method: str, part: str) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high): min and max over split seeds at each γ."""
+        v = self.values[method][part]
+        return v.min(axis=0), v.max(axis=0)
+
+    def markers(self, method: str) -> dict[str, float | None]:
+        """Where gains stop and overfitting begins, read off the mean curves.
+
+        ``val_peak``: the smallest γ with the best validation score (what a γ search picks);
+        ``test_peak``: the smallest γ with the best test score; ``overfit``: the first γ after the
+        test peak at which test has fallen more than 0.01 below its peak while train is at least as
+        high as at the peak (gains on training queries no longer carry over), or None.
+        """
+        g = self.gammas[method]
+        parts = self.values[method]
+        out: dict[str, float | None] = {"val_peak": None, "test_peak": None, "overfit": None}
+        if "val" in parts:
+            out["val_peak"] = float(g[int(np.argmax(np.round(self.mean(method, "val"), 12)))])
+        if "test" in parts:
+            test = self.mean(method, "test")
+            peak = int(np.argmax(np.round(test, 12)))
+            out["test_peak"] = float(g[peak])
+            train = self.mean(method, "train") if "train" in parts else None
+            for i in range(peak + 1, len(g)):
+                if test[i] < test[peak] - 0.01 and (train is None or train[i] >= train[peak] - 1e-12):
+                    out["overfit"] = float(g[i])
+                    break
+        return out
+
+    def to_json(self) -> dict:
+        return {"metric": self.metric, "seconds": round(self.seconds, 3),
+                "methods": {m: {"gammas": self.gammas[m].tolist(),
+                                "chosen_gamma": self.chosen.get(m, []),
+                                "markers": self.markers(m),
+                                **{p: v.tolist() for p, v in self.values[m].items()}}
+                            for m in self.values}}
+
+
+def _estimator(method: str, gamma: float) -> NudgeM | NudgeN:
+    return NudgeM(gamma) if method == "nudge-m" else NudgeN(gamma)
+
+
+def _searched_gamma(method: str, dataset: Dataset, train: QuerySet, val: QuerySet) -> float:
+    est = NudgeM() if method == "nudge-m" else NudgeN()
+    return float(est.fit(dataset.corpus_emb, train, val).gamma_)
+
+
+def sensitivity_sweep(dataset: Dataset, splits: Sequence[Split], *, ood: QuerySet | None = None,
+                      methods: Sequence[str] = SWEEP_METHODS, grids: dict[str, np.ndarray] | None = None,
+                      metric: str = "ndcg@10", with_chosen: bool = True,
+                      progress: Progress | None = None) -> SweepResult:
+    """Evaluate ``metric`` on train/val/test/OOD queries over a γ grid for each method and split.
+
+    One fit per (method, split) at a fixed γ (the search is skipped; the scorer re-ranks at any γ).
+    OOD queries are ``split.ood`` (k-means protocol) when present, else ``ood``. With
+    ``with_chosen`` the γ that the validation search picks is fitted too and reported in
+    ``chosen[method]`` (one per split).
+    """
+    report = progress or (lambda f, m: None)
+    t0 = time.perf_counter()
+    methods = [m for m in methods if m in SWEEP_METHODS]
+    if not methods:
+        raise ValueError(f"methods must include one of {SWEEP_METHODS}")
+    if not splits:
+        raise ValueError("give at least one split")
+    grids = {m: np.asarray((grids or {}).get(m, log_grid(m)), dtype=np.float64) for m in methods}
+    values: dict[str, dict[str, list[np.ndarray]]] = {m: {} for m in methods}
+    chosen: dict[str, list[float]] = {m: [] for m in methods}
+    total = len(methods) * len(splits)
+    step = 0
+    for split in splits:
+        sets = {"train": dataset.queries(split.train), "val": dataset.queries(split.val),
+                "test": dataset.queries(split.test)}
+        extra = dataset.queries(split.ood) if split.ood else ood
+        if extra is not None and len(extra):
+            sets["ood"] = extra
+        for method in methods:
+            report(step / total, f"{method}: fitting and scoring ({split.description or 'split'})")
+            est = _estimator(method, float(grids[method][0])).fit(dataset.corpus_emb, sets["train"],
+                                                                  sets["val"])
+            rescorer = GammaRescorer(est, sets)
+            for part in sets:
+                curve = np.array([rescorer.metrics(g, part)[metric] for g in grids[method]])
+                values[method].setdefault(part, []).append(curve)
+            if with_chosen:
+                chosen[method].append(_searched_gamma(method, dataset, sets["train"], sets["val"]))
+            step += 1
+    report(1.0, "done")
+    return SweepResult(metric, grids, {m: {p: np.vstack(v) for p, v in parts.items()}
+                                       for m, parts in values.items()},
+                       chosen if with_chosen else {}, time.perf_counter() - t0)

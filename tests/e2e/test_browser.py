@@ -1,0 +1,222 @@
+"""End to end: `streamlit run app.py` driven by Playwright in Debian's headless Chromium.
+
+Walks the whole flow on the bundled example, uploads a small zip, uploads a broken file, checks
+that no exception box appears on any page, and saves a screenshot of every step (to
+$NUDGE_SCREENSHOTS if set, else a temporary folder printed in the test output).
+Needs /usr/bin/chromium (`apt-get install chromium`); never `playwright install`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--no-first-run"]
+
+pytestmark = [pytest.mark.e2e,
+              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def shots() -> Path:
+    folder = Path(os.environ.get("NUDGE_SCREENSHOTS") or tempfile.mkdtemp(prefix="nudge-shots-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"\nscreenshots: {folder}")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    env = dict(os.environ, NUDGE_UMAP_EPOCHS=os.environ.get("NUDGE_UMAP_EPOCHS", "100"))
+    log = tempfile.NamedTemporaryFile(prefix="streamlit-", suffix=".log", delete=False)
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py",
+                             "--server.headless", "true", "--server.port", str(port),
+                             "--server.address", "127.0.0.1"], cwd=REPO, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        raise RuntimeError(f"streamlit did not start; log: {log.name}")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def settle(page, timeout: float = 120) -> None:
+    """Wait until the script run finishes (the 'running' indicator is gone for a moment)."""
+    page.wait_for_timeout(400)
+    deadline = time.time() + timeout
+    quiet = 0
+    while time.time() < deadline:
+        running = page.locator('[data-testid="stStatusWidget"]').count() > 0
+        quiet = 0 if running else quiet + 1
+        if quiet >= 3:
+            return
+        page.wait_for_timeout(300)
+    raise AssertionError("the app kept running")
+
+
+def check(page, shots: Path, name: str) -> None:
+    exceptions = page.locator('[data-testid="stException"]')
+    assert exceptions.count() == 0, exceptions.first.inner_text()
+    # Streamlit scrolls inside its main container: grow the viewport to the content, then shoot.
+    height = page.evaluate("() => Math.max(...[...document.querySelectorAll("
+                           "'[data-testid=\"stMain\"], [data-testid=\"stAppViewContainer\"]')]"
+                           ".map(e => e.scrollHeight), 1000)")
+    page.set_viewport_size({"width": 1400, "height": min(int(height) + 40, 7000)})
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+    page.set_viewport_size({"width": 1400, "height": 1000})
+
+
+def go(page, title: str, timeout: float = 120) -> None:
+    page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
+    page.get_by_role("heading", name=title).first.wait_for(timeout=timeout * 1000)
+    settle(page, timeout)
+
+
+def pick(page, label: str, nth_option: int) -> None:
+    """Open the selectbox labelled ``label`` and choose its ``nth_option`` entry."""
+    box = page.get_by_role("combobox", name=label, exact=True)
+    box.scroll_into_view_if_needed()
+    box.locator("xpath=..").get_by_role("button", name="Open").click()
+    page.get_by_role("listbox", name=label).get_by_role("option").nth(nth_option).click()
+    settle(page)
+
+
+def small_zip() -> bytes:
+    from synthetic import make_arrays, write_dataset
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "toy"
+        write_dataset(folder, *make_arrays(n_records=150, n_queries=90, noise=0.5))
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            for p in sorted(folder.rglob("*")):
+                if p.is_file():
+                    zf.write(p, "toy/" + str(p.relative_to(folder)))
+        return buf.getvalue()
+
+
+def test_deep_link_into_a_fresh_server(server, browser, shots):
+    """Runs first: a fresh server asked for /results still runs app.py (navigation, session)."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(server + "/results", timeout=60_000)
+    page.get_by_text("Biggest wins and losses").wait_for(timeout=180_000)
+    settle(page)
+    nav = page.locator('[data-testid="stSidebarNav"]')
+    assert nav.get_by_text("3 · Results", exact=True).count() == 1
+    assert nav.get_by_text("common", exact=True).count() == 0
+    check(page, shots, "00-deep-link-results")
+    page.close()
+
+
+def test_whole_flow(server, browser, shots):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(server, timeout=60_000)
+    page.get_by_text("Validation report").wait_for(timeout=120_000)
+    settle(page)
+    check(page, shots, "01-data")
+
+    page.get_by_text("k-means split (2 clusters of training queries)").click()
+    settle(page)
+    page.get_by_text("k-means OOD").first.wait_for(timeout=60_000)
+    check(page, shots, "02-data-kmeans")
+
+    go(page, "2 · Fine-tune", 240)
+    page.get_by_text("Re-score at any γ").wait_for(timeout=240_000)
+    page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=60_000)
+    check(page, shots, "03-finetune")
+
+    go(page, "3 · Results")
+    page.get_by_text("Biggest wins and losses").wait_for(timeout=60_000)
+    check(page, shots, "04-results")
+    pick(page, "Query", 2)
+    page.get_by_text("Top-10 after").wait_for(timeout=60_000)
+    check(page, shots, "04b-results-query")
+
+    go(page, "4 · Out-of-distribution")
+    page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=60_000)
+    check(page, shots, "05-ood")
+
+    go(page, "6 · Sensitivity")
+    page.locator('[data-testid="stPlotlyChart"]').nth(1).wait_for(timeout=120_000)
+    check(page, shots, "06-sensitivity")
+
+    go(page, "7 · Export")
+    page.get_by_text("nudge-explorer run").first.wait_for(timeout=60_000)
+    check(page, shots, "07-export")
+
+    # UMAP compiles on first use (about a minute or two on 2 cores); the page shows progress.
+    go(page, "5 · Movement", 300)
+    page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=300_000)
+    settle(page, 300)
+    check(page, shots, "08-movement")
+    pick(page, "Test query", 3)
+    page.get_by_text("top-10 after").first.wait_for(timeout=60_000)
+    check(page, shots, "08b-movement-query")
+
+    go(page, "1 · Data")
+    page.get_by_text("Upload", exact=True).click()
+    settle(page)
+    page.locator('input[type="file"]').first.set_input_files(
+        files=[{"name": "toy.zip", "mimeType": "application/zip", "buffer": small_zip()}])
+    page.get_by_text("upload: toy").first.wait_for(timeout=60_000)
+    settle(page)
+    check(page, shots, "09-upload-zip")
+
+    go(page, "3 · Results")
+    page.get_by_text("Biggest wins and losses").wait_for(timeout=120_000)
+    check(page, shots, "10-results-upload")
+
+    go(page, "1 · Data")
+    page.locator('input[type="file"]').first.set_input_files(
+        files=[{"name": "broken.zip", "mimeType": "application/zip", "buffer": b"not a zip"}])
+    settle(page)
+    alert = page.locator('[data-testid="stAlert"]').filter(has_text="broken.zip")
+    alert.first.wait_for(timeout=60_000)
+    assert "broken.zip" in alert.first.inner_text()
+    check(page, shots, "11-broken-upload")
+    page.close()

@@ -1,0 +1,286 @@
+"""Every page's logic paths through streamlit's AppTest (no browser), on a small synthetic dataset.
+
+The app is pointed at the dataset with $NUDGE_EXAMPLE; UMAP's background warm-up is switched off
+($NUDGE_NO_WARMUP) and the Movement page defaults to PCA ($NUDGE_PROJECTION) to keep this fast.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from nudge_core import cli
+from synthetic import make_arrays, write_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+APP = str(REPO / "app.py")
+PAGES = ["pages/data.py", "pages/finetune.py", "pages/results.py", "pages/ood.py",
+         "pages/movement.py", "pages/sensitivity.py", "pages/export.py"]
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    path = tmp_path_factory.mktemp("app-toy") / "toy"
+    corpus, queries, qrels = make_arrays(n_records=240, n_queries=150, seed=3, noise=0.5)
+    write_dataset(path, corpus, queries, qrels)
+    # the dataset's own OOD query set: a second query set over the same records
+    _, ood_q, ood_qrels = make_arrays(n_records=240, n_queries=40, seed=4, noise=0.8)
+    ood = path / "ood"
+    (ood / "emb" / "toy").mkdir(parents=True)
+    (ood / "qrels").mkdir()
+    import numpy as np
+    np.save(ood / "emb" / "toy" / "queries.npy", ood_q)
+    (ood / "emb" / "toy" / "query_ids.txt").write_text("".join(f"o{j}\n" for j in range(40)))
+    (ood / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
+        f"o{q[1:]}\t{d}\t{g}\n" for q, judged in ood_qrels.items() for d, g in judged.items()))
+    return path
+
+
+@pytest.fixture(autouse=True)
+def env(toy, monkeypatch):
+    monkeypatch.setenv("NUDGE_EXAMPLE", str(toy))
+    monkeypatch.setenv("NUDGE_NO_WARMUP", "1")
+    monkeypatch.setenv("NUDGE_PROJECTION", "pca")
+
+
+def new_app() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    return at
+
+
+def goto(at: AppTest, page: str) -> AppTest:
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def zip_of(folder: Path) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for p in sorted(folder.rglob("*")):
+            if p.is_file():
+                zf.write(p, "data/" + str(p.relative_to(folder)))
+    return buf.getvalue()
+
+
+def test_opens_on_the_example_and_every_page_renders():
+    at = new_app()
+    assert not at.exception
+    assert at.title[0].value == "1 · Data"
+    assert any("Loaded" in s.value for s in at.success)
+    facts = at.dataframe[0].value
+    assert "records any training query pulls" in set(facts["fact"])
+    for page in PAGES[1:]:
+        goto(at, page)
+        assert not errors(at), (page, errors(at))
+        assert at.markdown[0].value.count(".") >= 2  # each page opens with a short explanation
+
+
+def test_results_equal_the_cli(toy, tmp_path):
+    at = new_app()
+    goto(at, "pages/results.py")
+    table = at.dataframe[0].value.set_index("method")
+    out = tmp_path / "cli.json"
+    assert cli.main(["run", str(toy), "--methods", "none,adaptor,nudge-m,nudge-n", "--seed", "0",
+                     "--out", str(out)]) == 0
+    ref = json.loads(out.read_text())["methods"]
+    labels = {"none": "no fine-tuning", "adaptor": "adaptor", "nudge-m": "NUDGE-M", "nudge-n": "NUDGE-N"}
+    for method, name in labels.items():
+        for metric in ("ndcg@10", "recall@5", "mrr@10", "ndcg@40", "recall@1"):
+            assert table.loc[name, metric] == pytest.approx(ref[method]["metrics"][metric], abs=1e-12)
+    comp = at.dataframe[1].value  # the paired comparison table (in the expander)
+    row = comp[(comp["method"] == "nudge-n") & (comp["metric"] == "ndcg@10")].iloc[0]
+    assert row["p_value"] == pytest.approx(ref["nudge-n"]["compared_to_none"]["ndcg@10"]["p_value"])
+    assert row["wins"] == ref["nudge-n"]["compared_to_none"]["ndcg@10"]["wins"]
+
+
+def test_results_query_detail_and_method_switch():
+    at = new_app()
+    goto(at, "pages/results.py")
+    method_box = [s for s in at.selectbox if s.label == "Method"][0]
+    method_box.set_value("nudge-m").run()
+    assert not at.exception
+    query_box = [s for s in at.selectbox if s.label == "Query"][0]
+    query_box.set_value(query_box.options[1].split(":")[0]).run()
+    assert not at.exception
+    detail = at.dataframe[-1].value
+    assert len(detail) == 10 and list(detail.columns[:3]) == ["rank", "record", "relevant"]
+    assert "text" in detail.columns  # the toy dataset has record texts
+
+
+def test_finetune_fixed_and_range_gamma_and_slider():
+    at = new_app()
+    goto(at, "pages/finetune.py")
+    assert len(at.slider) == 2
+    slider = at.slider(key="slider_nudge-m")
+    slider.set_value(slider.max).run()
+    assert not at.exception
+    assert at.slider(key="slider_nudge-m").value == pytest.approx(slider.max)
+    assert at.metric[0].label == "test NDCG@10" and "vs chosen γ" in at.metric[0].delta
+    assert any("re-scored" in c.value for c in at.caption)
+    radios = {r.label: r for r in at.radio}
+    radios["NUDGE-M γ"].set_value("fixed")
+    radios["NUDGE-N γ"].set_value("range")
+    [n for n in at.number_input if n.label.startswith("fixed NUDGE-M")][0].set_value(0.05)
+    at.button[0].click().run()  # the form's submit button
+    assert not at.exception, [e.value for e in at.exception]
+    rows = at.dataframe[0].value.set_index("method")
+    assert rows.loc["NUDGE-M", "γ"] == pytest.approx(0.05)
+    assert at.session_state.settings_cfg["gamma_n_mode"] == "range"
+    goto(at, "pages/results.py")
+
+
+def test_finetune_requires_a_method():
+    at = new_app()
+    goto(at, "pages/finetune.py")
+    at.multiselect[0].set_value([])
+    at.button[0].click().run()
+    assert "Choose at least one method." in errors(at)
+
+
+def test_kmeans_ood_and_sensitivity_band():
+    at = new_app()
+    ood_radio = [r for r in at.radio if r.label == "Out-of-distribution check"][0]
+    ood_radio.set_value("kmeans").run()
+    assert not at.exception
+    assert "ood queries" in set(at.dataframe[0].value["fact"])
+    goto(at, "pages/ood.py")
+    assert len(at.get("plotly_chart")) == 1
+    assert set(at.dataframe[0].value["part"]) == {"in-distribution", "OOD"}
+    goto(at, "pages/sensitivity.py")
+    [s for s in at.slider if s.label.startswith("Split seeds")][0].set_value(2).run()
+    assert not at.exception
+    assert len(at.get("plotly_chart")) == 2
+    goto(at, "pages/export.py")
+    assert "--ood kmeans" in at.code[0].value
+
+
+def test_dataset_ood_folder(toy):
+    at = new_app()
+    radio = [r for r in at.radio if r.label == "Out-of-distribution check"][0]
+    assert "bundled" in radio.options or any("ood/" in o for o in radio.options)
+    radio.set_value("bundled").run()
+    assert not at.exception and not errors(at)
+    goto(at, "pages/ood.py")
+    assert any("40 OOD queries" in c.value for c in at.caption)
+    goto(at, "pages/export.py")
+    assert "--ood" in at.code[0].value and "ood" in at.code[0].value.split("--ood")[1]
+
+
+def test_example_defaults_to_the_bundled_dataset(monkeypatch):
+    from pages import common
+
+    monkeypatch.delenv("NUDGE_EXAMPLE")
+    if common.BUNDLED_EXAMPLE.is_dir():
+        assert common.example_path() == common.BUNDLED_EXAMPLE
+
+
+def test_ood_page_without_ood_explains():
+    at = new_app()
+    goto(at, "pages/ood.py")
+    assert any("No OOD check" in i.value for i in at.info)
+
+
+def test_split_file_upload_and_bad_split(toy):
+    at = new_app()
+    [r for r in at.radio if r.label == "Split"][0].set_value("file").run()
+    ids = [f"q{j}" for j in range(150)]
+    good = {"train": ids[:100], "val": ids[100:120], "test": ids[120:]}
+    at.file_uploader(key="split_upload").set_value(("s.json", json.dumps(good).encode(),
+                                                    "application/json")).run()
+    assert not at.exception and not errors(at)
+    facts = dict(zip(at.dataframe[0].value["fact"], at.dataframe[0].value["value"]))
+    assert facts["test queries"] == "30"
+    goto(at, "pages/export.py")
+    assert "--splits splits.json" in at.code[0].value
+    goto(at, "pages/data.py")
+    bad = {"train": ids[:100], "val": ["nope"], "test": ids[120:]}
+    at.file_uploader(key="split_upload").set_value(("bad.json", json.dumps(bad).encode(),
+                                                    "application/json")).run()
+    assert not at.exception
+    assert any("'nope'" in e for e in errors(at))
+
+
+def test_server_folder_good_and_bad(toy):
+    at = new_app()
+    [r for r in at.radio if r.label == "Where is the data?"][0].set_value("path").run()
+    at.text_input[0].set_value("/no/such/folder").run()
+    at.button[0].click().run()
+    assert not at.exception
+    assert any("no such file or folder" in e for e in errors(at))
+    assert any("Loaded" in s.value for s in at.success)  # the previous dataset stays in use
+    at.text_input[0].set_value(str(toy)).run()
+    at.button[0].click().run()
+    assert not errors(at)
+    assert at.session_state.source["kind"] == "path"
+
+
+def test_upload_zip_broken_file_and_session_isolation(toy):
+    at = new_app()
+    other = new_app()
+    [r for r in at.radio if r.label == "Where is the data?"][0].set_value("upload").run()
+    assert any("MB" in m.value for m in at.markdown)
+    at.file_uploader(key="dataset_upload").set_value(("broken.zip", b"not a zip at all",
+                                                      "application/zip")).run()
+    assert not at.exception
+    assert errors(at) and "broken.zip" in errors(at)[0]
+    at.file_uploader(key="dataset_upload").set_value(("mine.zip", zip_of(toy), "application/zip")).run()
+    assert not at.exception and not errors(at)
+    assert at.session_state.source["label"] == "upload: mine"
+    goto(at, "pages/results.py")
+    # the other browser session never sees this upload
+    other.run()
+    assert other.session_state.source["kind"] == "bundled"
+    assert other.session_state.upload is None
+
+
+def test_loose_upload_with_bad_array(toy):
+    at = new_app()
+    [r for r in at.radio if r.label == "Where is the data?"][0].set_value("upload").run()
+    emb = toy / "emb" / "toy"
+    files = [("corpus.npy", b"\x93NUMPY\x01\x00broken", "application/octet-stream"),
+             ("queries.npy", (emb / "queries.npy").read_bytes(), "application/octet-stream"),
+             ("corpus_ids.txt", (emb / "corpus_ids.txt").read_bytes(), "text/plain"),
+             ("query_ids.txt", (emb / "query_ids.txt").read_bytes(), "text/plain"),
+             ("test.tsv", (toy / "qrels" / "test.tsv").read_bytes(), "text/tab-separated-values")]
+    at.file_uploader(key="dataset_upload").set_value(files).run()
+    assert not at.exception
+    assert errors(at) and "corpus.npy" in errors(at)[0] and "nudge-session" not in errors(at)[0]
+    good = [(n, (emb / n).read_bytes() if n.endswith((".npy", ".txt")) else d, m)
+            for n, d, m in files]
+    at.file_uploader(key="dataset_upload").set_value(good).run()
+    assert not errors(at)
+    assert at.session_state.source["kind"] == "upload"
+
+
+def test_uploaded_ood_set(toy):
+    at = new_app()
+    [r for r in at.radio if r.label == "Out-of-distribution check"][0].set_value("upload").run()
+    emb = toy / "emb" / "toy"
+    at.file_uploader(key="ood_upload_w").set_value([
+        ("queries.npy", (emb / "queries.npy").read_bytes(), "application/octet-stream"),
+        ("query_ids.txt", (emb / "query_ids.txt").read_bytes(), "text/plain"),
+        ("ood.tsv", (toy / "qrels" / "test.tsv").read_bytes(), "text/plain")]).run()
+    assert not at.exception and not errors(at)
+    goto(at, "pages/ood.py")
+    assert set(at.dataframe[0].value["part"]) == {"in-distribution", "OOD"}
+
+
+def test_movement_query_pick():
+    at = new_app()
+    goto(at, "pages/movement.py")
+    box = [s for s in at.selectbox if s.label == "Test query"][0]
+    box.set_value(box.options[1].split(":")[0]).run()
+    assert not at.exception
+    assert any("moved" in c.value for c in at.caption)

@@ -1,0 +1,81 @@
+"""Aligned 2-D maps: fit on the originals, place moved records and queries with the same mapping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nudge_core import Settings, paper_split, run_experiment
+from nudge_core.projection import (Layout, compute_layout, positions, pull_counts, sample_rows,
+                                   top_movers)
+from synthetic import make_dataset
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    ds = make_dataset(n_records=200, n_queries=100)
+    split = paper_split(ds.labelled_ids, 0)
+    result = run_experiment(ds, split, Settings(methods=("nudge-n",), gamma_n=0.2))
+    return ds, split, result
+
+
+def test_pull_counts_counts_queries_once_each(fitted):
+    ds, split, _ = fitted
+    train = ds.queries(split.train)
+    counts = pull_counts(train, ds.n_records)
+    brute = np.zeros(ds.n_records, int)
+    for ans in train.answers:
+        for r in set(ans.tolist()):
+            brute[r] += 1
+    assert np.array_equal(counts, brute)
+
+
+def test_top_movers_and_sample_rows():
+    assert top_movers(np.array([5, 6, 7]), np.array([0.1, 0.3, 0.2]), 2).tolist() == [1, 2]
+    assert np.array_equal(sample_rows(10, np.array([3]), 50), np.arange(10))
+    rows = sample_rows(1000, np.array([7, 999]), 100, seed=1)
+    assert len(rows) == 100 and {7, 999} <= set(rows.tolist()) and np.all(np.diff(rows) > 0)
+
+
+def test_pca_layout_keeps_unmoved_records_fixed(fitted):
+    ds, split, result = fitted
+    est = result.methods["nudge-n"].estimator
+    emb = result.methods["nudge-n"].embeddings
+    lay = compute_layout(ds.corpus_emb, est.moved_, emb[est.moved_],
+                         {"test": result.test.emb}, method="pca")
+    assert len(est.moved_) > 3
+    assert isinstance(lay, Layout) and lay.xy.shape == (ds.n_records, 2)
+    assert lay.before.shape == lay.after.shape == (len(est.moved_), 2)
+    assert lay.queries["test"].shape == (len(result.test), 2)
+    # moved records start where the fit put them
+    assert np.allclose(lay.before, lay.xy[est.moved_])
+    # an unmoved record placed with the same mapping lands where the fit put it
+    unmoved = np.setdiff1d(np.arange(ds.n_records), est.moved_)[:5]
+    again = compute_layout(ds.corpus_emb, unmoved, np.asarray(ds.corpus_emb[unmoved]), method="pca")
+    assert np.allclose(again.after, again.xy[unmoved], atol=1e-5)
+    assert positions(lay, est.moved_[:3], after=True).shape == (3, 2)
+    assert np.allclose(positions(lay, est.moved_[:3], after=True), lay.after[:3])
+
+
+def test_subsampled_layout_keeps_moved(fitted):
+    ds, _, result = fitted
+    est = result.methods["nudge-n"].estimator
+    lay = compute_layout(ds.corpus_emb, est.moved_, result.methods["nudge-n"].embeddings[est.moved_],
+                         method="pca", max_points=len(est.moved_) + 10)
+    assert lay.subsampled and len(lay.rows) == len(est.moved_) + 10
+    assert set(est.moved_.tolist()) <= set(lay.rows.tolist())
+
+
+def test_unknown_projection(fitted):
+    ds, _, _ = fitted
+    with pytest.raises(ValueError):
+        compute_layout(ds.corpus_emb, np.zeros(0, int), np.zeros((0, ds.dim)), method="tsne")
+
+
+@pytest.mark.slow
+def test_umap_layout_small(fitted):
+    ds, _, result = fitted
+    est = result.methods["nudge-n"].estimator
+    lay = compute_layout(ds.corpus_emb, est.moved_, result.methods["nudge-n"].embeddings[est.moved_],
+                         method="umap", n_epochs=20)
+    assert lay.xy.shape == (ds.n_records, 2) and np.isfinite(lay.after).all()

@@ -1,0 +1,117 @@
+"""γ re-scoring without refits (the slider) and the sensitivity sweep."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nudge_core import NudgeM, NudgeN, Settings, kmeans_ood_split, paper_split, run_experiment
+from nudge_core.metrics import evaluate, mean_metrics
+from nudge_core.retrieval import search
+from nudge_core.sensitivity import GammaRescorer, log_grid, sensitivity_sweep
+from synthetic import make_dataset
+
+
+@pytest.fixture(scope="module")
+def setup():
+    ds = make_dataset(n_records=300, n_queries=160)
+    split = kmeans_ood_split(ds, paper_split(ds.labelled_ids, 0), 0)
+    result = run_experiment(ds, split, Settings(methods=("nudge-m", "nudge-n")))
+    return ds, split, result
+
+
+@pytest.mark.parametrize("method", ["nudge-m", "nudge-n"])
+def test_rescorer_at_chosen_gamma_equals_experiment(setup, method):
+    ds, split, result = setup
+    res = result.methods[method]
+    rs = GammaRescorer(res.estimator, {"test": result.test, "ood": result.ood})
+    for part, expected in (("test", res.metrics), ("ood", res.ood_metrics)):
+        got = rs.metrics(res.gamma, part)
+        assert got.keys() == expected.keys()
+        assert max(abs(got[k] - expected[k]) for k in got) < 1e-12
+
+
+@pytest.mark.parametrize("method,gamma", [("nudge-m", 0.05), ("nudge-m", 2.0), ("nudge-n", 0.3),
+                                          ("nudge-n", 1.5)])
+def test_rescorer_equals_refit_at_other_gamma(setup, method, gamma):
+    ds, split, result = setup
+    rs = GammaRescorer(result.methods[method].estimator, {"test": result.test})
+    train, val = ds.queries(split.train), ds.queries(split.val)
+    est = (NudgeM(gamma) if method == "nudge-m" else NudgeN(gamma)).fit(ds.corpus_emb, train, val)
+    refit = mean_metrics(evaluate(search(result.test.emb, est.embeddings_, 40)[1], result.test))
+    got = rs.metrics(gamma)
+    assert max(abs(got[k] - refit[k]) for k in got) < 1e-9
+
+
+def test_rescorer_curve_and_timing(setup):
+    _, _, result = setup
+    rs = GammaRescorer(result.methods["nudge-n"].estimator, {"test": result.test})
+    curve = rs.curve([0.0, 0.1, 0.2])
+    assert curve.shape == (3,)
+    assert curve[0] == pytest.approx(result.methods["none"].metrics["ndcg@10"])
+    metrics, seconds = rs.timed_metrics(0.1)
+    assert 0 <= seconds < 1 and "ndcg@10" in metrics
+
+
+def test_log_grid():
+    g = log_grid("nudge-m", 10)
+    assert g[0] == pytest.approx(1e-3) and g[-1] == pytest.approx(10) and np.all(np.diff(g) > 0)
+    assert log_grid("nudge-n", 5)[-1] == pytest.approx(4)
+
+
+def test_sweep_parts_seeds_and_markers(setup):
+    ds, split, result = setup
+    splits = [kmeans_ood_split(ds, paper_split(ds.labelled_ids, s), s) for s in (0, 1)]
+    sw = sensitivity_sweep(ds, splits, grids={"nudge-m": log_grid("nudge-m", 8),
+                                              "nudge-n": log_grid("nudge-n", 8)})
+    for m in ("nudge-m", "nudge-n"):
+        assert set(sw.values[m]) == {"train", "val", "test", "ood"}
+        assert sw.values[m]["test"].shape == (2, 8)
+        lo, hi = sw.band(m, "test")
+        assert np.all(lo <= hi)
+        marks = sw.markers(m)
+        assert marks["val_peak"] in sw.gammas[m] and marks["test_peak"] in sw.gammas[m]
+        assert len(sw.chosen[m]) == 2
+    # the sweep's first split at the chosen γ-free grid point agrees with a refit at that γ
+    g = float(sw.gammas["nudge-n"][3])
+    train, val = ds.queries(splits[0].train), ds.queries(splits[0].val)
+    est = NudgeN(g).fit(ds.corpus_emb, train, val)
+    test = ds.queries(splits[0].test)
+    refit = mean_metrics(evaluate(search(test.emb, est.embeddings_, 40)[1], test))["ndcg@10"]
+    assert sw.values["nudge-n"]["test"][0, 3] == pytest.approx(refit, abs=1e-9)
+    assert "methods" in sw.to_json()
+
+
+def test_sweep_with_given_ood_and_errors(setup):
+    ds, split, result = setup
+    plain = paper_split(ds.labelled_ids, 0)
+    sw = sensitivity_sweep(ds, [plain], ood=ds.queries(plain.test[:5]), methods=("nudge-m",),
+                           grids={"nudge-m": [0.01, 0.1]}, with_chosen=False)
+    assert sw.values["nudge-m"]["ood"].shape == (1, 2) and sw.chosen == {}
+    with pytest.raises(ValueError):
+        sensitivity_sweep(ds, [plain], methods=("adaptor",))
+    with pytest.raises(ValueError):
+        sensitivity_sweep(ds, [])
+
+
+def test_markers_detect_overfitting():
+    from nudge_core.sensitivity import SweepResult
+
+    g = np.array([0.01, 0.1, 1.0, 10.0])
+    sw = SweepResult("ndcg@10", {"nudge-m": g},
+                     {"nudge-m": {"train": np.array([[0.5, 0.7, 0.9, 0.95]]),
+                                  "val": np.array([[0.4, 0.6, 0.55, 0.3]]),
+                                  "test": np.array([[0.4, 0.6, 0.58, 0.3]])}})
+    assert sw.markers("nudge-m") == {"val_peak": 0.1, "test_peak": 0.1, "overfit": 1.0}
+
+
+@pytest.mark.slow
+def test_slider_rescore_is_fast_at_scifact_size(scifact):
+    """The γ slider's target: a re-score of SciFact's test queries in well under 0.3 s."""
+    split = paper_split(scifact.labelled_ids, 0)
+    result = run_experiment(scifact, split, Settings(methods=("nudge-m", "nudge-n")))
+    for method in ("nudge-m", "nudge-n"):
+        rs = GammaRescorer(result.methods[method].estimator, {"test": result.test})
+        times = [rs.timed_metrics(g)[1] for g in np.linspace(0, 1, 15)]
+        assert np.median(times) < 0.1 and max(times) < 0.3, times
+        assert rs.metrics(result.methods[method].gamma) == result.methods[method].metrics
