@@ -187,6 +187,25 @@ def check_args(args: argparse.Namespace) -> None:
             raise CliError(f"{flag} must be an integer >= 1, got {value}")
     if args.max_file_mb is not None and not args.max_file_mb > 0:
         raise CliError(f"--max-file-mb must be a positive number of MiB, got {args.max_file_mb}")
+    _check_writable("--out", args.out, folder=False)
+    _check_writable("--save-embeddings", args.save_embeddings, folder=True)
+
+
+def _check_writable(flag: str, path: str | None, folder: bool) -> None:
+    """Fail before fitting, not after, when an output path cannot be written."""
+    if not path:
+        return
+    target = Path(path)
+    if folder and target.exists() and not target.is_dir():
+        raise CliError(f"{flag}: {path} exists and is not a folder")
+    if not folder and target.is_dir():
+        raise CliError(f"{flag}: {path} is a folder; give a file name such as result.json")
+    parent = target if folder else target.parent
+    existing = next((p for p in [parent, *parent.parents] if p.exists()), Path("."))
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise CliError(f"{flag}: cannot write under {existing} (not a writable folder)")
+    if target.exists() and not folder and not os.access(target, os.W_OK):
+        raise CliError(f"{flag}: {path} exists and is not writable")
 
 
 def run(args: argparse.Namespace) -> int:

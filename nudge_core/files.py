@@ -11,6 +11,7 @@ import json
 import lzma
 import math
 import os
+import re
 import shutil
 import stat
 import zipfile
@@ -30,6 +31,8 @@ MAX_ZIP_BYTES = 8 * 2**30
 #: Compression methods the standard library can read.
 ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
 
+
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 def check_size(path: Path, max_bytes: int | None) -> None:
     """Refuse a file larger than ``max_bytes`` (None = no limit)."""
@@ -145,6 +148,8 @@ def read_qrels(path: Path, max_bytes: int | None = None,
         if not qid or not did:
             raise DataError("empty query-id or corpus-id", str(path), line=number)
         try:
+            if not _NUMBER.fullmatch(score):  # float() would also take "1_0" (= 10), "nan", "inf"
+                raise ValueError(score)
             value = float(score)
         except ValueError:
             raise DataError(f"score {score!r} is not a number; expected an integer grade",

@@ -112,11 +112,16 @@ class GammaPath:
         gamma = check_gamma(self.method, gamma)
         if self.method == "nudge-m":
             return prepared["qv"] + np.float32(gamma) * prepared["qc"]
+        # Per-record coefficients: (α, β, 0) moving, (1, 0, 0) left at v, (0, 0, 1) at ĉ. Products
+        # with 0 and 1 are exact, so this equals selecting q·v / q·ĉ columns, without fancy indexing.
         at_c, stay = self._cases(gamma)
         alpha, beta = self._coefficients(gamma)
-        s = np.float32(alpha) * prepared["qv"] + np.float32(beta) * prepared["qu"]
-        s[:, stay] = prepared["qv"][:, stay]
-        s[:, at_c] = prepared["qc"][:, at_c]
+        a = np.where(stay, 1, np.where(at_c, 0, alpha)).astype(np.float32)
+        b = np.where(stay | at_c, 0, beta).astype(np.float32)
+        s = prepared["qv"] * a
+        s += prepared["qu"] * b
+        if at_c.any():
+            s += prepared["qc"] * at_c.astype(np.float32)
         return s
 
 

@@ -1,4 +1,4 @@
-"""Exact k-NN retrieval through faiss, blocked so that memory stays bounded.
+"""Exact k-NN retrieval, blocked so that memory stays bounded.
 
 Scores are inner products. Cosine similarity is the inner product on unit-norm records (queries
 need no normalising: a positive scale does not change a query's ranking). NUDGE-M outputs are not
@@ -30,6 +30,21 @@ def normalize_rows(x: np.ndarray, out: np.ndarray | None = None,
     return out
 
 
+#: Score-matrix budget of one search step, in elements (n_queries x columns): 16M float32 = 64 MiB.
+SCORE_BLOCK_ELEMS = 2 ** 24
+
+
+def _block_topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Unordered top-``k`` (values, column indices) of each row of ``scores`` (n, m), k <= m."""
+    if k == 1:
+        cols = scores.argmax(axis=1)[:, None]
+    elif k >= scores.shape[1]:
+        cols = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+    else:
+        cols = np.argpartition(scores, -k, axis=1)[:, -k:]
+    return np.take_along_axis(scores, cols, axis=1), cols
+
+
 def search(queries: np.ndarray, base: np.ndarray, k: int, exclude: np.ndarray | None = None,
            block_rows: int = BLOCK_ROWS) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` inner-product neighbours of each query in ``base``, exactly.
@@ -37,28 +52,28 @@ def search(queries: np.ndarray, base: np.ndarray, k: int, exclude: np.ndarray | 
     queries: (n_queries, d) float32; base: (n_records, d) float32, possibly memory-mapped.
     ``exclude``: record rows never returned. Returns ``(scores, rows)``, both (n_queries, k),
     best first; when fewer than ``k`` records are eligible the tail holds row -1 and score -inf.
+
+    Scores are one GEMM per block (numpy's BLAS), excluded columns set to -inf, each block's top
+    ``k`` merged into a ``faiss.ResultHeap``. Not ``faiss.knn_inner_product``: with an
+    ``IDSelector`` faiss falls back to a one-pair-at-a-time kernel, and the OpenBLAS bundled with
+    faiss-cpu runs a generic (SSE3) kernel on CPUs it does not recognise — 4x slower than numpy's
+    on the 2-core Xeon this was measured on (``benchmarks/bench_engine.py``).
     """
     queries = np.ascontiguousarray(queries, dtype=np.float32)
-    nq, d = queries.shape
+    nq = queries.shape[0]
     heap = faiss.ResultHeap(nq, k, keep_max=True)
     excluded = np.unique(np.asarray(exclude, dtype=np.int64)) if exclude is not None else None
-    for start in range(0, base.shape[0], block_rows):
-        block = np.ascontiguousarray(base[start:start + block_rows], dtype=np.float32)
+    step = max(1, min(block_rows, SCORE_BLOCK_ELEMS // max(nq, 1)))
+    for start in range(0, base.shape[0], step):
+        block = np.asarray(base[start:start + step], dtype=np.float32)
         nb = block.shape[0]
-        kb = min(k, nb)
-        scores = np.empty((nq, kb), dtype=np.float32)
-        rows = np.empty((nq, kb), dtype=np.int64)
-        sel = None
+        scores = queries @ block.T
         if excluded is not None:
-            local = excluded[(excluded >= start) & (excluded < start + nb)] - start
-            if len(local):
-                sel = faiss.IDSelectorNot(faiss.IDSelectorBatch(local))
-        faiss.knn_inner_product(faiss.swig_ptr(queries), faiss.swig_ptr(block), d, nq, nb, kb,
-                                faiss.swig_ptr(scores), faiss.swig_ptr(rows), sel)
-        found = rows >= 0
-        rows = np.where(found, rows + start, -1)
-        scores = np.where(found, scores, -np.inf).astype(np.float32)
-        heap.add_result(scores, rows)
+            lo, hi = np.searchsorted(excluded, [start, start + nb])
+            scores[:, excluded[lo:hi] - start] = -np.inf
+        top, cols = _block_topk(scores, min(k, nb))
+        rows = np.where(np.isneginf(top), -1, cols + start)
+        heap.add_result(np.ascontiguousarray(top), np.ascontiguousarray(rows, dtype=np.int64))
     heap.finalize()
     scores, rows = heap.D, heap.I
     missing = rows < 0
@@ -77,14 +92,16 @@ def merge_topk(scores_a: np.ndarray, rows_a: np.ndarray, scores_b: np.ndarray,
     never beats a real record). Exact ties at the k-th place are broken arbitrarily.
     """
     def best(scores: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.broadcast_to(rows, scores.shape)
         if k >= scores.shape[1]:
-            return scores, np.broadcast_to(rows, scores.shape)
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        rows = np.take_along_axis(np.broadcast_to(rows, scores.shape), part, axis=1)
-        return np.take_along_axis(scores, part, axis=1), rows
+            return scores, rows
+        top, cols = _block_topk(scores, k)
+        return top, np.take_along_axis(rows, cols, axis=1)
 
     (sa, ra), (sb, rb) = best(scores_a, rows_a), best(scores_b, rows_b)
     scores = np.concatenate([sa, sb], axis=1)
     rows = np.concatenate([ra, rb], axis=1)
+    if k == 1:
+        return np.take_along_axis(rows, scores.argmax(axis=1)[:, None], axis=1)
     order = np.argsort(-scores, axis=1, kind="stable")[:, :min(k, scores.shape[1])]
     return np.take_along_axis(rows, order, axis=1)

@@ -490,6 +490,8 @@ def qrels_cases() -> list:
         Bad("qrels-score-0.5", qrels_with({12: "q5\td5\t0.5"}), QR, ("integer",), line=12),
         Bad("qrels-score-nan", qrels_with({7: "q2\td12\tnan"}), QR, ("'nan'", "integer"), line=7),
         Bad("qrels-score-inf", qrels_with({8: "q3\td3\tinf"}), QR, ("integer",), line=8),
+        Bad("qrels-score-underscore", qrels_with({8: "q3\td3\t1_0"}), QR, ("'1_0'", "not a number"), line=8),
+        Bad("qrels-score-hex", qrels_with({8: "q3\td3\t0x1"}), QR, ("'0x1'", "not a number"), line=8),
         Bad("qrels-score-neg-inf", qrels_with({8: "q3\td3\t-inf"}), QR, ("integer",), line=8),
         Bad("qrels-empty-query-id", qrels_with({10: "\td4\t1"}), QR, ("empty query-id",), line=10),
         Bad("qrels-empty-corpus-id", qrels_with({11: "q4\t\t1"}), QR, ("corpus-id",), line=11),
@@ -1118,3 +1120,18 @@ def test_cli_valid_dataset_runs(sandbox, capsys):
     assert code == 0, err
     assert json.loads(out.read_text())["n_records"] == N_REC
     assert (saved / "nudge-m" / "corpus.npy").is_file()
+
+
+@pytest.mark.parametrize("flag,kind", [("--out", "folder"), ("--save-embeddings", "file")])
+def test_cli_refuses_unwritable_outputs_before_fitting(flag, kind, sandbox, capsys, no_fit):
+    target = sandbox / "target"
+    if kind == "folder":
+        target.mkdir()
+    else:
+        target.write_text("x")
+    before = snapshot(sandbox)
+    code, stdout, err = run_cli(["run", str(sandbox / "ds"), "--methods", "none,nudge-m", flag,
+                                 str(target)], capsys)
+    assert_one_error_line(code, stdout, err, flag, "target")
+    assert snapshot(sandbox) == before
+    assert not no_fit

@@ -251,3 +251,16 @@ def test_m_intervals_do_not_depend_on_block_size(toy):
     lo1, hi1 = m_intervals(*args)
     lo2, hi2 = m_intervals(*args, block_elems=50)
     assert len(lo1) > 0 and np.array_equal(lo1, lo2) and np.array_equal(hi1, hi2)
+
+
+def test_recall_at_k_vectorised_matches_definition():
+    from nudge_core.nudge import RecallAtK
+
+    rng = np.random.default_rng(5)
+    answers = [rng.choice(50, size=rng.integers(1, 6), replace=False) for _ in range(40)]
+    top = np.stack([rng.permutation(np.arange(-1, 50))[:7] for _ in range(40)])  # distinct, as ranked
+    for k in (1, 3, 7):
+        expected = [len(set(top[j, :k].tolist()) & set(a.tolist())) / min(len(a), k)
+                    for j, a in enumerate(answers)]
+        got = RecallAtK(answers, 50, k)(top)
+        assert np.allclose(got, expected)

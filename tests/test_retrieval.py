@@ -1,4 +1,4 @@
-"""Blocked faiss search: exact, exclusion honoured, padding when the corpus is small."""
+"""Blocked exact search: matches brute force, exclusion honoured, padding when the corpus is small."""
 
 from __future__ import annotations
 
@@ -50,3 +50,22 @@ def test_merge_topk():
     rows = merge_topk(np.array([[0.1, 0.9]]), np.array([[5, 6]]), np.array([[0.5, -np.inf]]),
                       np.array([[7, -1]]), 3)
     assert rows.tolist() == [[6, 7, 5]]
+
+
+def test_search_k1_memmap_and_fully_excluded_blocks(tmp_path):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((300, 8)).astype(np.float32)
+    q = rng.standard_normal((9, 8)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    mm = np.load(tmp_path / "x.npy", mmap_mode="r")
+    excl = np.arange(0, 120)  # with block_rows=50 the first two blocks are wholly excluded
+    for k in (1, 2, 40):
+        scores, rows = search(q, mm, k, exclude=excl, block_rows=50)
+        assert np.array_equal(rows, brute(q, x, k, excl))
+        assert not np.isin(rows, excl).any()
+
+
+def test_merge_topk_k1_picks_the_single_best():
+    rows = merge_topk(np.array([[0.1, 0.9], [0.3, 0.2]]), np.array([5, 6]),
+                      np.array([[0.5], [0.8]]), np.array([[7], [8]]), 1)
+    assert rows.tolist() == [[6], [8]]
