@@ -8,7 +8,7 @@ without a relevant record refused).
 
 Scaling: only *active* records (relevant to some train or validation query) can change rank
 relative to each other as γ varies; every other record keeps its original embedding, so its
-scores are computed once per validation query (one blocked faiss pass keeping the best
+scores are computed once per validation query (one blocked exact search keeping the best
 ``val_k``). The γ search then touches only the active records. Peak memory is the input plus one
 float32 copy of the corpus (the output) plus O(n_val x n_active).
 """

@@ -12,8 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import threading
+import weakref
 from pathlib import Path
 
 import streamlit as st
@@ -108,12 +110,31 @@ def init_session() -> None:
     ss.setdefault("load_error", None)
 
 
+class _SessionFolder:
+    """A session's private upload folder, deleted when the session's state is dropped.
+
+    Streamlit discards a session's ``session_state`` some time after its browser disconnects; the
+    ``weakref.finalize`` then removes the folder (and at the latest when the server exits).
+    """
+
+    def __init__(self) -> None:
+        self.path = Path(tempfile.mkdtemp(prefix="nudge-session-"))
+        self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.path), True)
+
+
 def session_dir() -> Path:
     """This browser session's private temporary folder for uploads."""
     ss = st.session_state
-    if "tmpdir" not in ss or not Path(ss.tmpdir).is_dir():
-        ss.tmpdir = tempfile.mkdtemp(prefix="nudge-session-")
-    return Path(ss.tmpdir)
+    holder = ss.get("tmp_holder")
+    if holder is None or not holder.path.is_dir():
+        holder = ss.tmp_holder = _SessionFolder()
+    return holder.path
+
+
+def discard_upload_folder(folder: str | Path | None) -> None:
+    """Delete one upload's files (a failed upload, or one a newer upload replaced)."""
+    if folder and Path(folder).is_relative_to(session_dir()):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _cli_path(path: Path) -> str:

@@ -66,6 +66,8 @@ else:
             folder = common.session_dir() / key[:16]
             try:
                 ds = load_uploaded_dataset(items, folder)
+                if ss.upload:
+                    common.discard_upload_folder(ss.upload["folder"])
                 ss.upload = {"key": key, "dataset": ds, "name": ds.name, "folder": str(folder)}
                 ss.source = {"kind": "upload", "path": None, "model": None, "key": key,
                              "label": f"upload: {ds.name}", "cli_arg": f"<your {ds.name} folder>"}
@@ -73,6 +75,7 @@ else:
             except DataError as exc:
                 from nudge_core.uploads import tidy_message
                 ss.load_error = tidy_message(str(exc), folder)
+                common.discard_upload_folder(folder)
         elif ss.source["kind"] != "upload":
             ss.source = {"kind": "upload", "path": None, "model": None, "key": key,
                          "label": f"upload: {ss.upload['name']}",
@@ -145,11 +148,15 @@ with c2:
                 folder = common.session_dir() / ("ood-" + key[:16])
                 try:
                     extra = load_uploaded_queries(items, folder, ds)
-                    ss.ood_upload = {"key": key, "queries": extra, "data_key": common.data_key()}
+                    if current and current.get("folder") != str(folder):
+                        common.discard_upload_folder(current.get("folder"))
+                    ss.ood_upload = {"key": key, "queries": extra, "data_key": common.data_key(),
+                                     "folder": str(folder)}
                 except DataError as exc:
                     from nudge_core.uploads import tidy_message
                     ss.ood_upload = None
                     st.error(tidy_message(str(exc), folder), icon=":material/error:")
+                    common.discard_upload_folder(folder)
         if ss.ood_upload:
             st.success(f"OOD set: {len(ss.ood_upload['queries'].queries)} labelled queries.")
 effective = dict(cfg)

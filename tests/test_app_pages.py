@@ -235,9 +235,16 @@ def test_upload_zip_broken_file_and_session_isolation(toy):
                                                       "application/zip")).run()
     assert not at.exception
     assert errors(at) and "broken.zip" in errors(at)[0]
+    folder = at.session_state.tmp_holder.path
+    assert list(folder.iterdir()) == []  # the failed upload's files are gone
     at.file_uploader(key="dataset_upload").set_value(("mine.zip", zip_of(toy), "application/zip")).run()
     assert not at.exception and not errors(at)
     assert at.session_state.source["label"] == "upload: mine"
+    first = at.session_state.upload["folder"]
+    at.file_uploader(key="dataset_upload").set_value(("again.zip", zip_of(toy), "application/zip")).run()
+    assert not errors(at) and at.session_state.source["label"] == "upload: again"
+    assert [p.name for p in folder.iterdir()] == [Path(at.session_state.upload["folder"]).name]
+    assert not Path(first).exists()  # a replaced upload's files are deleted
     goto(at, "pages/results.py")
     # the other browser session never sees this upload
     other.run()
@@ -284,3 +291,16 @@ def test_movement_query_pick():
     box.set_value(box.options[1].split(":")[0]).run()
     assert not at.exception
     assert any("moved" in c.value for c in at.caption)
+
+
+def test_session_folder_is_deleted_with_the_session():
+    import gc
+
+    from pages.common import _SessionFolder
+
+    holder = _SessionFolder()
+    (holder.path / "x.npy").write_bytes(b"data")
+    path = holder.path
+    del holder
+    gc.collect()
+    assert not path.exists()

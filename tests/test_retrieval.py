@@ -69,3 +69,18 @@ def test_merge_topk_k1_picks_the_single_best():
     rows = merge_topk(np.array([[0.1, 0.9], [0.3, 0.2]]), np.array([5, 6]),
                       np.array([[0.5], [0.8]]), np.array([[7], [8]]), 1)
     assert rows.tolist() == [[6], [8]]
+
+
+def test_search_agrees_with_faiss():
+    import faiss
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2000, 16)).astype(np.float32)
+    q = rng.standard_normal((50, 16)).astype(np.float32)
+    for k in (1, 10):
+        index = faiss.IndexFlatIP(16)
+        index.add(x)
+        want_scores, want_rows = index.search(q, k)
+        scores, rows = search(q, x, k, block_rows=300)
+        assert np.array_equal(rows, want_rows)
+        assert np.allclose(scores, want_scores, atol=1e-5)
