@@ -1,5 +1,5 @@
 """NUDGE Explorer's engine: load retrieval data, split queries, fine-tune record embeddings with
-NUDGE-M / NUDGE-N, run baselines, evaluate. Pure numpy/scipy/faiss; no UI imports."""
+NUDGE-M / NUDGE-N, run baselines, evaluate. Pure numpy/scipy; no UI imports."""
 
 from .data import Dataset, QuerySet, dataset_from_arrays, load_dataset, load_query_set
 from .errors import DataError

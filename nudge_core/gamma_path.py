@@ -142,17 +142,25 @@ def m_intervals(qv: np.ndarray, qg: np.ndarray, fixed_best: np.ndarray,
     block_pairs = max(1, block_elems // (qv.shape[1] + 1))  # bounds the float64 temporaries
     for start in range(0, len(pair_q), block_pairs):
         jq, ja = pair_q[start:start + block_pairs], pair_a[start:start + block_pairs]
-        sv = qv[jq].astype(np.float64)
-        sg = qg[jq].astype(np.float64)
-        s_a = sv[np.arange(len(jq)), ja][:, None]
-        g_a = sg[np.arange(len(jq)), ja][:, None]
-        ds = np.concatenate([sv - s_a, fixed_best[jq, None].astype(np.float64) - s_a], axis=1)
-        dd = np.concatenate([g_a - sg, g_a], axis=1)
+        at = np.arange(len(jq))
+        ds = qv[jq].astype(np.float64)
+        dd = qg[jq].astype(np.float64)
+        s_a = ds[at, ja].copy()
+        g_a = dd[at, ja].copy()
+        ds -= s_a[:, None]                          # Δs_x
+        np.subtract(g_a[:, None], dd, out=dd)       # Δd_x
+        pos, neg = dd > 0, dd < 0
+        blocked = (~pos & ~neg & (ds > 0)).any(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = ds / dd
-        lo = np.maximum(np.where(dd > 0, ratio, -np.inf).max(axis=1), 0.0)
-        hi = np.where(dd < 0, ratio, np.inf).min(axis=1)
-        blocked = ((dd == 0) & (ds > 0)).any(axis=1)
+            np.divide(ds, dd, out=ds)               # ratio; only read where Δd != 0
+            lo = np.max(ds, axis=1, where=pos, initial=-np.inf)
+            hi = np.min(ds, axis=1, where=neg, initial=np.inf)
+            # the best record that never moves: Δs = fixed - q·v_a, Δd = q·ĝ_a
+            ds_f = fixed_best[jq].astype(np.float64) - s_a
+            ratio_f = ds_f / g_a
+        lo = np.maximum(np.maximum(lo, np.where(g_a > 0, ratio_f, -np.inf)), 0.0)
+        hi = np.minimum(hi, np.where(g_a < 0, ratio_f, np.inf))
+        blocked |= (g_a == 0) & (ds_f > 0)
         keep = ~blocked & (hi >= lo)
         los.append(lo[keep])
         his.append(hi[keep])
