@@ -64,7 +64,10 @@ def gamma_curve_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]],
             fig.add_trace(go.Scatter(x=tg, y=tv, mode="lines", line=dict(color=COLOURS[m], dash="dot"),
                                      name=f"{label(m)}: test NDCG@10", legendgroup=m),
                           row=1, col=i, secondary_y=True)
-            fig.update_yaxes(title_text="test NDCG@10", row=1, col=i, secondary_y=True)
+            # explicit "auto": Streamlit's theme syncs secondary ticks to the primary grid, which
+            # labels the test axis with odd values (0.4789, 0.4619, ...)
+            fig.update_yaxes(title_text="test NDCG@10", row=1, col=i, secondary_y=True,
+                             tickmode="auto", nticks=6, tickformat=".2f", showgrid=False)
         fig.update_xaxes(title_text="γ", range=_gamma_range(g, chosen.get(m)), row=1, col=i)
         fig.update_yaxes(title_text="validation objective" if i == 1 else None, row=1, col=i,
                          secondary_y=False)
