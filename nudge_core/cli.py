@@ -187,6 +187,8 @@ def check_args(args: argparse.Namespace) -> None:
             raise CliError(f"{flag} must be an integer >= 1, got {value}")
     if args.max_file_mb is not None and not args.max_file_mb > 0:
         raise CliError(f"--max-file-mb must be a positive number of MiB, got {args.max_file_mb}")
+    if args.out and args.save_embeddings and Path(args.out).resolve() == Path(args.save_embeddings).resolve():
+        raise CliError("--out and --save-embeddings name the same path; give a file and a folder")
     _check_writable("--out", args.out, folder=False)
     _check_writable("--save-embeddings", args.save_embeddings, folder=True)
 

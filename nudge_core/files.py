@@ -30,9 +30,9 @@ MAX_ZIP_RATIO = 200
 MAX_ZIP_BYTES = 8 * 2**30
 #: Compression methods the standard library can read.
 ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
+#: A decimal number as written in a qrels file (float() alone would take "1_0", "nan", "١").
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 
-
-_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 def check_size(path: Path, max_bytes: int | None) -> None:
     """Refuse a file larger than ``max_bytes`` (None = no limit)."""

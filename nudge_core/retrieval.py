@@ -29,7 +29,8 @@ def normalize_rows(x: np.ndarray, out: np.ndarray | None = None,
     return out
 
 
-#: Score-matrix budget of one search step, in elements (n_queries x columns): 16M float32 = 64 MiB.
+#: Score-matrix budget of one search step, in elements (n_queries x columns): 16M float32 = 64 MiB,
+#: plus argpartition's int64 index array of the same shape (128 MiB) when k > 1.
 SCORE_BLOCK_ELEMS = 2 ** 24
 
 
@@ -60,6 +61,8 @@ def search(queries: np.ndarray, base: np.ndarray, k: int, exclude: np.ndarray | 
     slower GEMM than numpy's), and its OpenMP threads spin after each call, slowing the BLAS
     calls that follow (``benchmarks/bench_engine.py``).
     """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     nq = queries.shape[0]
     best_scores = np.full((nq, 0), -np.inf, dtype=np.float32)
@@ -79,7 +82,8 @@ def search(queries: np.ndarray, base: np.ndarray, k: int, exclude: np.ndarray | 
         keep = _block_topk(scores, min(k, scores.shape[1]))[1]
         best_scores = np.take_along_axis(scores, keep, axis=1)
         best_rows = np.take_along_axis(rows, keep, axis=1)
-    order = np.argsort(-best_scores, axis=1, kind="stable")
+    # best first, equal scores in row order (which of several tied records make the cut is arbitrary)
+    order = np.lexsort((best_rows, -best_scores), axis=1)
     scores = np.full((nq, k), -np.inf, dtype=np.float32)
     rows = np.full((nq, k), -1, dtype=np.int64)
     found = best_scores.shape[1]
@@ -107,7 +111,7 @@ def merge_topk(scores_a: np.ndarray, rows_a: np.ndarray, scores_b: np.ndarray,
     (sa, ra), (sb, rb) = best(scores_a, rows_a), best(scores_b, rows_b)
     scores = np.concatenate([sa, sb], axis=1)
     rows = np.concatenate([ra, rb], axis=1)
-    if k == 1:
+    if k == 1 and scores.shape[1]:
         return np.take_along_axis(rows, scores.argmax(axis=1)[:, None], axis=1)
     order = np.argsort(-scores, axis=1, kind="stable")[:, :min(k, scores.shape[1])]
     return np.take_along_axis(rows, order, axis=1)

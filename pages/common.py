@@ -133,7 +133,7 @@ def session_dir() -> Path:
 
 def discard_upload_folder(folder: str | Path | None) -> None:
     """Delete one upload's files (a failed upload, or one a newer upload replaced)."""
-    if folder and Path(folder).is_relative_to(session_dir()):
+    if folder and Path(folder).parent == session_dir():
         shutil.rmtree(folder, ignore_errors=True)
 
 

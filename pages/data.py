@@ -146,10 +146,11 @@ with c2:
             current = ss.ood_upload
             if not current or current["key"] != key or current["data_key"] != common.data_key():
                 folder = common.session_dir() / ("ood-" + key[:16])
+                common.discard_upload_folder(folder)  # never write over files a result may map
+                if current and current.get("folder") != str(folder):
+                    common.discard_upload_folder(current.get("folder"))  # replaced either way
                 try:
                     extra = load_uploaded_queries(items, folder, ds)
-                    if current and current.get("folder") != str(folder):
-                        common.discard_upload_folder(current.get("folder"))
                     ss.ood_upload = {"key": key, "queries": extra, "data_key": common.data_key(),
                                      "folder": str(folder)}
                 except DataError as exc:

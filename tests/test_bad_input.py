@@ -492,6 +492,7 @@ def qrels_cases() -> list:
         Bad("qrels-score-inf", qrels_with({8: "q3\td3\tinf"}), QR, ("integer",), line=8),
         Bad("qrels-score-underscore", qrels_with({8: "q3\td3\t1_0"}), QR, ("'1_0'", "not a number"), line=8),
         Bad("qrels-score-hex", qrels_with({8: "q3\td3\t0x1"}), QR, ("'0x1'", "not a number"), line=8),
+        Bad("qrels-score-arabic-digit", qrels_with({8: "q3\td3\t\u0661"}), QR, ("not a number",), line=8),
         Bad("qrels-score-neg-inf", qrels_with({8: "q3\td3\t-inf"}), QR, ("integer",), line=8),
         Bad("qrels-empty-query-id", qrels_with({10: "\td4\t1"}), QR, ("empty query-id",), line=10),
         Bad("qrels-empty-corpus-id", qrels_with({11: "q4\t\t1"}), QR, ("corpus-id",), line=11),
@@ -1120,6 +1121,14 @@ def test_cli_valid_dataset_runs(sandbox, capsys):
     assert code == 0, err
     assert json.loads(out.read_text())["n_records"] == N_REC
     assert (saved / "nudge-m" / "corpus.npy").is_file()
+
+
+def test_cli_refuses_out_equal_to_save_embeddings(sandbox, capsys, no_fit):
+    target = str(sandbox / "same")
+    code, stdout, err = run_cli(["run", str(sandbox / "ds"), "--out", target, "--save-embeddings",
+                                 target], capsys)
+    assert_one_error_line(code, stdout, err, "same path")
+    assert not no_fit
 
 
 @pytest.mark.parametrize("flag,kind", [("--out", "folder"), ("--save-embeddings", "file")])

@@ -84,3 +84,22 @@ def test_search_agrees_with_faiss():
         scores, rows = search(q, x, k, block_rows=300)
         assert np.array_equal(rows, want_rows)
         assert np.allclose(scores, want_scores, atol=1e-5)
+
+
+def test_search_orders_equal_scores_by_row():
+    x = np.ones((40, 3), np.float32)          # every record scores the same
+    q = np.ones((5, 3), np.float32)
+    for block in (3, 7, 40):
+        _, rows = search(q, x, 6, exclude=[0, 2], block_rows=block)
+        for r in rows.tolist():                # which tied rows win is arbitrary, their order is not
+            assert r == sorted(r) and len(set(r)) == 6 and not {0, 2} & set(r)
+
+
+def test_search_and_merge_refuse_or_handle_degenerate_k():
+    import pytest
+
+    with pytest.raises(ValueError, match="k must be"):
+        search(np.ones((1, 2), np.float32), np.ones((3, 2), np.float32), 0)
+    rows = merge_topk(np.zeros((2, 0)), np.zeros(0, np.int64), np.zeros((2, 0)),
+                      np.zeros((2, 0), np.int64), 1)
+    assert rows.shape == (2, 0)
