@@ -39,5 +39,7 @@ with st.sidebar:
     st.markdown("### NUDGE Explorer")
     st.caption("Fine-tune record embeddings toward the queries they answer "
                "([arXiv 2409.02343](https://arxiv.org/abs/2409.02343)).")
-common.sidebar_summary()
+summary = st.sidebar.empty()
+common.sidebar_summary(summary)  # shown even if the page stops early
 page.run()
+common.sidebar_summary(summary)  # again, with what the page just changed (e.g. a new upload)

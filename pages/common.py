@@ -381,9 +381,11 @@ def text_lookup(ds, src):
     return None
 
 
-def sidebar_summary() -> None:
+def sidebar_summary(slot=None) -> None:
+    """Data, split and methods in the sidebar; into ``slot`` (an ``st.sidebar.empty()``) if given,
+    so that a second call after the page has run replaces the first with what the page changed."""
     ss = st.session_state
-    with st.sidebar:
+    with slot.container() if slot is not None else st.sidebar:
         st.caption(f"**Data:** {ss.source['label']}")
         cfg = ss.split_cfg
         how = {"paper": f"paper split, seed {cfg['seed']}", "file": "uploaded split file",

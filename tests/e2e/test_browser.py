@@ -206,6 +206,8 @@ def test_whole_flow(server, browser, shots):
     page.get_by_text("upload: toy").first.wait_for(timeout=60_000)
     settle(page)
     check(page, shots, "09-upload-zip")
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    assert "upload: toy" in sidebar.inner_text()  # the summary follows the upload in the same run
 
     go(page, "3 · Results")
     page.get_by_text("Biggest wins and losses").wait_for(timeout=120_000)
