@@ -24,6 +24,7 @@ import scipy.sparse as sp
 from .data import QuerySet
 from .errors import DataError
 from .gamma_path import GammaPath, GammaScorer, check_gamma, m_intervals, sweep
+from .metrics import recall_at_k
 from .retrieval import merge_topk, normalize_rows, search
 
 #: The reference's NUDGE-N grid: 0, 0.02, ..., 0.48.
@@ -81,10 +82,11 @@ def _local_answers(qs: QuerySet, rows: np.ndarray) -> list[np.ndarray]:
 
 
 class RecallAtK:
-    """Per-query recall@k = |top-k ∩ R| / min(|R|, k), for many rankings of the same queries.
+    """Per-query recall@k (:func:`metrics.recall_at_k`) for many rankings of the same queries.
 
     ``answers[j]``: the rows relevant to query j (distinct). The (query, row) pairs are encoded
-    once as sorted integers, so each call is one vectorised ``searchsorted``.
+    once as sorted integers, so each call finds the relevant ranks with one vectorised
+    ``searchsorted`` (``metrics.gains_of`` would loop over queries in Python for every γ).
     """
 
     def __init__(self, answers: list[np.ndarray], n_rows: int, k: int) -> None:
@@ -93,21 +95,15 @@ class RecallAtK:
         pair_q = np.repeat(np.arange(len(answers), dtype=np.int64), [len(a) for a in answers])
         pair_r = np.concatenate(answers).astype(np.int64) if answers else np.zeros(0, np.int64)
         self.codes = np.unique(pair_q * self.n_rows + pair_r + 1)
-        self.denom = np.minimum([len(np.unique(a)) for a in answers], k)
+        self.n_relevant = np.array([len(np.unique(a)) for a in answers])
 
     def __call__(self, top_rows: np.ndarray) -> np.ndarray:
         """top_rows: (n_queries, >= k) rows ranked best first (-1 = nothing). Returns (n,) float64."""
         top = np.asarray(top_rows[:, :self.k], dtype=np.int64)
         codes = np.arange(top.shape[0], dtype=np.int64)[:, None] * self.n_rows + top + 1
         pos = np.minimum(np.searchsorted(self.codes, codes), max(len(self.codes) - 1, 0))
-        hits = (self.codes[pos] == codes).sum(axis=1) if len(self.codes) else np.zeros(len(top))
-        return hits / self.denom
-
-
-def recall_at_k(top_rows: np.ndarray, answers: list[np.ndarray], k: int) -> np.ndarray:
-    """(n,) per-query |top-k ∩ R| / min(|R|, k) for rows already ranked best first."""
-    n_rows = max([int(top_rows.max(initial=0))] + [int(a.max(initial=0)) for a in answers]) + 1
-    return RecallAtK(answers, n_rows, k)(top_rows)
+        relevant = self.codes[pos] == codes if len(self.codes) else np.zeros(top.shape, bool)
+        return recall_at_k(relevant, self.n_relevant, self.k)
 
 
 class _NudgeBase:

@@ -59,21 +59,20 @@ def _safe_name(name: str) -> str:
     return base
 
 
+#: Loose embedding-set files by extension: (the corpus file, the queries file).
+_EMBEDDING_FILES = {".npy": ("corpus.npy", "queries.npy"), ".txt": ("corpus_ids.txt", "query_ids.txt")}
+
+
 def _classify(name: str) -> str | None:
     """Where a loose file goes in the dataset layout (relative path), or None if unknown."""
     low = name.lower()
-    if low.endswith(".npy"):
-        if "corpus" in low or "record" in low or "doc" in low:
-            return f"emb/{UPLOAD_MODEL}/corpus.npy"
-        if "quer" in low:
-            return f"emb/{UPLOAD_MODEL}/queries.npy"
-        return None
-    if low.endswith(".txt"):
-        if "corpus" in low or "record" in low or "doc" in low:
-            return f"emb/{UPLOAD_MODEL}/corpus_ids.txt"
-        if "quer" in low:
-            return f"emb/{UPLOAD_MODEL}/query_ids.txt"
-        return None
+    for ext, (corpus_file, queries_file) in _EMBEDDING_FILES.items():
+        if low.endswith(ext):
+            if "corpus" in low or "record" in low or "doc" in low:
+                return f"emb/{UPLOAD_MODEL}/{corpus_file}"
+            if "quer" in low:
+                return f"emb/{UPLOAD_MODEL}/{queries_file}"
+            return None
     if low.endswith(".tsv"):
         return f"qrels/{Path(name).stem}.tsv"
     if low in ("corpus.jsonl", "corpus.jsonl.gz", "queries.jsonl"):

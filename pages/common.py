@@ -280,6 +280,14 @@ def _experiment(key: str, ds, split, settings, ood, ood_source, progress):
                                                       ood_source=ood_source, progress=progress))
 
 
+def require_result(show_progress: bool = True):
+    """:func:`current_result`, or stop the page (the reason is already on it)."""
+    result = current_result(show_progress)
+    if result is None:
+        st.stop()
+    return result
+
+
 def current_result(show_progress: bool = True):
     """The experiment for the current data, split and settings (cached); None when impossible."""
     ds, src = current_dataset()

@@ -18,9 +18,7 @@ st.markdown(
     "(NUDGE-M's are searched by inner product, the others by cosine). The results JSON is exactly "
     "what the command-line tool writes, and the command below reproduces this run.")
 
-result = common.current_result()
-if result is None:
-    st.stop()
+result = common.require_result()
 ds, src = common.current_dataset()
 cfg = st.session_state.split_cfg
 name = ds.name.replace(" ", "_")

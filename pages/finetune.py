@@ -55,9 +55,7 @@ if submitted:
     else:
         ss.settings_cfg = cfg
 
-result = common.current_result()
-if result is None:
-    st.stop()
+result = common.require_result()
 
 rows = []
 for name, res in result.methods.items():

@@ -22,9 +22,7 @@ st.markdown(
     "original records only and the moved ones are placed with the *same* mapping, so unmoved "
     "records stay put and every arrow is drawn in one frame.")
 
-result = common.current_result()
-if result is None:
-    st.stop()
+result = common.require_result()
 ds, src = common.current_dataset()
 nudges = [m for m in ("nudge-n", "nudge-m") if m in result.methods]
 if not nudges:

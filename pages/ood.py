@@ -23,9 +23,7 @@ if st.session_state.split_cfg["ood"] == "none":
             "OOD query set (when it has one) or upload your own.")
     st.page_link("pages/data.py", label="Go to Data", icon=":material/arrow_back:")
     st.stop()
-result = common.current_result()
-if result is None:
-    st.stop()
+result = common.require_result()
 if result.ood is None:
     st.warning("The chosen OOD query set is not loaded yet (upload it on the **Data** page).")
     st.stop()

@@ -19,9 +19,7 @@ st.markdown(
     "fine-tuning with a 95% bootstrap interval: an interval clear of zero, with a small p, means "
     "the gain is unlikely to be luck.")
 
-result = common.current_result()
-if result is None:
-    st.stop()
+result = common.require_result()
 ds, src = common.current_dataset()
 
 st.subheader("Test metrics")

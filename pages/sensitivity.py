@@ -16,9 +16,7 @@ st.markdown(
     "test and OOD queries. Where test quality stops rising while training quality keeps "
     "climbing, NUDGE starts to overfit; with several split seeds a band shows the spread.")
 
-result = common.current_result(show_progress=False)
-if result is None:
-    st.stop()
+result = common.require_result(show_progress=False)
 ds, src = common.current_dataset()
 cfg = st.session_state.split_cfg
 c1, c2, c3 = st.columns(3)

@@ -3,6 +3,10 @@ noisy mixtures of their relevant records, so NUDGE has something to learn."""
 
 from __future__ import annotations
 
+import io
+import zipfile
+from pathlib import Path
+
 import numpy as np
 
 from nudge_core.data import Dataset, dataset_from_arrays
@@ -57,3 +61,13 @@ def write_dataset(folder, corpus, queries, qrels, model: str = "toy", texts: boo
             for i in range(len(corpus))))
         (folder / "queries.jsonl").write_text("".join(
             json.dumps({"_id": f"q{j}", "text": f"question {j}"}) + "\n" for j in range(len(queries))))
+
+
+def zip_folder(folder: Path, root: str = "toy") -> bytes:
+    """The files under ``folder`` as an in-memory zip, each stored under ``root/``."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for p in sorted(Path(folder).rglob("*")):
+            if p.is_file():
+                zf.write(p, f"{root}/{p.relative_to(folder)}")
+    return buf.getvalue()

@@ -6,16 +6,14 @@ The app is pointed at the dataset with $NUDGE_EXAMPLE; UMAP's background warm-up
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from nudge_core import cli
-from synthetic import make_arrays, write_dataset
+from synthetic import make_arrays, write_dataset, zip_folder
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")
@@ -63,15 +61,6 @@ def goto(at: AppTest, page: str) -> AppTest:
 
 def errors(at: AppTest) -> list[str]:
     return [e.value for e in at.error]
-
-
-def zip_of(folder: Path) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for p in sorted(folder.rglob("*")):
-            if p.is_file():
-                zf.write(p, "data/" + str(p.relative_to(folder)))
-    return buf.getvalue()
 
 
 def test_opens_on_the_example_and_every_page_renders():
@@ -237,11 +226,11 @@ def test_upload_zip_broken_file_and_session_isolation(toy):
     assert errors(at) and "broken.zip" in errors(at)[0]
     folder = at.session_state.tmp_holder.path
     assert list(folder.iterdir()) == []  # the failed upload's files are gone
-    at.file_uploader(key="dataset_upload").set_value(("mine.zip", zip_of(toy), "application/zip")).run()
+    at.file_uploader(key="dataset_upload").set_value(("mine.zip", zip_folder(toy, "data"), "application/zip")).run()
     assert not at.exception and not errors(at)
     assert at.session_state.source["label"] == "upload: mine"
     first = at.session_state.upload["folder"]
-    at.file_uploader(key="dataset_upload").set_value(("again.zip", zip_of(toy), "application/zip")).run()
+    at.file_uploader(key="dataset_upload").set_value(("again.zip", zip_folder(toy, "data"), "application/zip")).run()
     assert not errors(at) and at.session_state.source["label"] == "upload: again"
     assert [p.name for p in folder.iterdir()] == [Path(at.session_state.upload["folder"]).name]
     assert not Path(first).exists()  # a replaced upload's files are deleted

@@ -14,7 +14,7 @@ from nudge_core import DataError, Settings, cli, load_dataset, paper_split, run_
 from nudge_core import exports
 from nudge_core.uploads import (content_hash, folder_hash, load_uploaded_dataset,
                                 load_uploaded_queries, tidy_message)
-from synthetic import make_arrays, write_dataset
+from synthetic import make_arrays, write_dataset, zip_folder
 
 
 @pytest.fixture(scope="module")
@@ -103,17 +103,8 @@ def test_topk_table(result):
 
 
 # ------------------------------------------------------------------ uploads
-def _zip_folder(folder) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for p in sorted(folder.rglob("*")):
-            if p.is_file():
-                zf.write(p, "toy/" + str(p.relative_to(folder)))
-    return buf.getvalue()
-
-
 def test_upload_zip_and_loose(folder, tmp_path):
-    ds = load_uploaded_dataset([("toy.zip", _zip_folder(folder))], tmp_path / "a")
+    ds = load_uploaded_dataset([("toy.zip", zip_folder(folder))], tmp_path / "a")
     assert ds.n_records == 200 and ds.name == "toy"
     emb = folder / "emb" / "toy"
     loose = [(p.name, p.read_bytes()) for p in [emb / "corpus.npy", emb / "queries.npy",

@@ -66,12 +66,17 @@ def test_ood_and_sensitivity_figures(result):
     assert {t.name for t in fig.data if t.name} == {"train", "validation", "test", "OOD"}
 
 
-def test_movement_figure_and_html(result):
+def _nudge_n_layout(result):
+    """NUDGE-N's estimator, its PCA movement layout with the test queries, and pull counts."""
     est = result.methods["nudge-n"].estimator
     ds = result.dataset
     lay = compute_layout(ds.corpus_emb, est.moved_, result.methods["nudge-n"].embeddings[est.moved_],
                          {"test": result.test.emb}, method="pca")
-    counts = pull_counts(ds.queries(result.split.train), ds.n_records)
+    return est, lay, pull_counts(ds.queries(result.split.train), ds.n_records)
+
+
+def test_movement_figure_and_html(result):
+    est, lay, counts = _nudge_n_layout(result)
     fig = figures.movement_figure(lay, counts, arrows=5, shift=est.shift_, queries=lay.queries,
                                   highlight={"relevant records": lay.xy[:2]})
     assert all(isinstance(t, go.Scattergl) for t in fig.data)
@@ -81,11 +86,7 @@ def test_movement_figure_and_html(result):
 
 
 def test_movement_figure_zooms_on_a_picked_query(result):
-    est = result.methods["nudge-n"].estimator
-    ds = result.dataset
-    lay = compute_layout(ds.corpus_emb, est.moved_, result.methods["nudge-n"].embeddings[est.moved_],
-                         {"test": result.test.emb}, method="pca")
-    counts = pull_counts(ds.queries(result.split.train), ds.n_records)
+    est, lay, counts = _nudge_n_layout(result)
     pts = lay.xy[:3]
     fig = figures.movement_figure(lay, counts, arrows=len(est.moved_), shift=est.shift_,
                                   highlight={"relevant records": pts, "this query": lay.queries["test"][:1]})

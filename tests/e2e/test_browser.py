@@ -8,7 +8,6 @@ Needs /usr/bin/chromium (`apt-get install chromium`); never `playwright install`
 
 from __future__ import annotations
 
-import io
 import os
 import socket
 import subprocess
@@ -16,7 +15,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -127,17 +125,12 @@ def pick(page, label: str, nth_option: int) -> None:
 
 
 def small_zip() -> bytes:
-    from synthetic import make_arrays, write_dataset
+    from synthetic import make_arrays, write_dataset, zip_folder
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "toy"
         write_dataset(folder, *make_arrays(n_records=150, n_queries=90, noise=0.5))
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w") as zf:
-            for p in sorted(folder.rglob("*")):
-                if p.is_file():
-                    zf.write(p, "toy/" + str(p.relative_to(folder)))
-        return buf.getvalue()
+        return zip_folder(folder)
 
 
 def test_deep_link_into_a_fresh_server(server, browser, shots):
