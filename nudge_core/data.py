@@ -46,6 +46,14 @@ class QuerySet:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every (query, relevant record) pair, query by query: (query positions, corpus rows),
+        two (n_pairs,) int64 arrays."""
+        counts = np.fromiter(map(len, self.answers), dtype=np.int64, count=len(self.answers))
+        rows = (np.concatenate(self.answers).astype(np.int64, copy=False) if self.answers
+                else np.zeros(0, np.int64))
+        return np.repeat(np.arange(len(self.answers), dtype=np.int64), counts), rows
+
     def subset(self, positions: np.ndarray | list[int]) -> "QuerySet":
         positions = list(positions)
         return QuerySet([self.ids[i] for i in positions], self.emb[positions],

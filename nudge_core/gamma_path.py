@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .retrieval import normalize_rows, row_norms
+
 METHODS = ("nudge-m", "nudge-n")
 
 
@@ -40,11 +42,6 @@ def check_gamma(method: str, gamma: float) -> float:
     return gamma
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
-
-
 @dataclass
 class GammaPath:
     """The γ-dependent embeddings of the *active* records (those answering a train/val query).
@@ -61,7 +58,7 @@ class GammaPath:
         self.v = np.ascontiguousarray(self.v, dtype=np.float32)
         self.c = np.ascontiguousarray(self.c, dtype=np.float32)
         self.pulled = np.any(self.c != 0, axis=1)
-        self.c_hat = _unit(self.c)
+        self.c_hat = normalize_rows(self.c)
         if self.method == "nudge-n":
             a = np.einsum("ij,ij->i", self.v, self.c)
             cc = np.einsum("ij,ij->i", self.c, self.c)
@@ -87,7 +84,9 @@ class GammaPath:
         """(m, d) float32 fine-tuned embeddings of the active records at ``gamma``."""
         gamma = check_gamma(self.method, gamma)
         if self.method == "nudge-m":
-            return (self.v + np.float32(gamma) * self.c_hat).astype(np.float32)
+            e = self.c_hat * np.float32(gamma)
+            e += self.v
+            return e
         at_c, stay = self._cases(gamma)
         alpha, beta = self._coefficients(gamma)
         e = (np.float32(alpha) * self.v + np.float32(beta) * self.u).astype(np.float32)
@@ -97,12 +96,16 @@ class GammaPath:
 
     def shift(self, gamma: float) -> np.ndarray:
         """(m,) float32 ||e_i(γ) - v_i|| (Euclidean distance moved)."""
-        return np.linalg.norm(self.embed(gamma) - self.v, axis=1).astype(np.float32)
+        return row_norms(self.embed(gamma) - self.v)
 
-    def prepare(self, queries: np.ndarray) -> dict[str, np.ndarray]:
-        """Per-query dot products with the path's directions; each (n_queries, m) float32."""
+    def prepare(self, queries: np.ndarray, qv: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Per-query dot products with the path's directions; each (n_queries, m) float32.
+
+        ``qv``: the queries' scores against ``v`` when already known (a search that excluded the
+        active records returns them), so that GEMM is not repeated.
+        """
         q = np.ascontiguousarray(queries, dtype=np.float32)
-        out = {"qv": q @ self.v.T, "qc": q @ self.c_hat.T}
+        out = {"qv": q @ self.v.T if qv is None else qv, "qc": q @ self.c_hat.T}
         if self.method == "nudge-n":
             out["qu"] = q @ self.u.T
         return out
@@ -125,19 +128,31 @@ class GammaPath:
         return s
 
 
-def m_intervals(qv: np.ndarray, qg: np.ndarray, fixed_best: np.ndarray,
-                answers: list[np.ndarray], block_elems: int = 2**22) -> tuple[np.ndarray, np.ndarray]:
+def _masked_reduce(fn: np.ufunc, x: np.ndarray, mask: np.ndarray, initial: float,
+                   work: np.ndarray) -> np.ndarray:
+    """Row-wise ``fn.reduce`` (np.fmax/np.fmin) of ``x`` (n, m) over ``mask``; ``initial`` for rows
+    with no entry; ``work``: a float64 scratch array of x's shape.
+
+    Entries outside the mask become NaN (0/False), which fmax/fmin skip. Branch-free, unlike
+    ``np.max(x, where=mask)``, which on masks as mixed as m_intervals' was 4x slower.
+    """
+    np.divide(0.0, mask, out=work)  # 0 inside the mask, NaN outside
+    work += x
+    return fn.reduce(work, axis=1, initial=initial)
+
+
+def m_intervals(qv: np.ndarray, qg: np.ndarray, fixed_best: np.ndarray, pair_query: np.ndarray,
+                pair_answer: np.ndarray, block_elems: int = 2**22) -> tuple[np.ndarray, np.ndarray]:
     """NUDGE-M: for each validation pair (q, a), the γ interval [lo, hi) where a ranks first.
 
     qv, qg: (n_val, m) float32 q·v_x and q·ĝ_x over the active records; ``fixed_best``: (n_val,)
-    the best score among records that never move (-inf if none); ``answers[j]``: active indices
-    relevant to query j. With Δs_x = q·v_x - q·v_a and Δd_x = q·ĝ_a - q·ĝ_x, a ranks first iff
+    the best score among records that never move (-inf if none); ``pair_query``/``pair_answer``:
+    (n_pairs,) int, query j judges active record a relevant. With Δs_x = q·v_x - q·v_a and Δd_x = q·ĝ_a - q·ĝ_x, a ranks first iff
     Δs_x <= γ Δd_x for every x: lo = max(0, max_{Δd>0} Δs/Δd), hi = min_{Δd<0} Δs/Δd (inf if none);
     the pair is dropped if some x has Δd_x = 0 < Δs_x or hi < lo. Exact maths (no ε), float64.
     Returns (lo, hi) of the surviving pairs.
     """
-    pair_q = np.repeat(np.arange(len(answers)), [len(a) for a in answers])
-    pair_a = np.concatenate(answers) if len(answers) else np.zeros(0, np.int64)
+    pair_q, pair_a = np.asarray(pair_query, np.int64), np.asarray(pair_answer, np.int64)
     los, his = [], []
     block_pairs = max(1, block_elems // (qv.shape[1] + 1))  # bounds the float64 temporaries
     for start in range(0, len(pair_q), block_pairs):
@@ -153,8 +168,8 @@ def m_intervals(qv: np.ndarray, qg: np.ndarray, fixed_best: np.ndarray,
         blocked = (~pos & ~neg & (ds > 0)).any(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             np.divide(ds, dd, out=ds)               # ratio; only read where Δd != 0
-            lo = np.max(ds, axis=1, where=pos, initial=-np.inf)
-            hi = np.min(ds, axis=1, where=neg, initial=np.inf)
+            lo = _masked_reduce(np.fmax, ds, pos, -np.inf, work=dd)
+            hi = _masked_reduce(np.fmin, ds, neg, np.inf, work=dd)
             # the best record that never moves: Δs = fixed - q·v_a, Δd = q·ĝ_a
             ds_f = fixed_best[jq].astype(np.float64) - s_a
             ratio_f = ds_f / g_a

@@ -25,7 +25,7 @@ from .data import QuerySet
 from .errors import DataError
 from .gamma_path import GammaPath, GammaScorer, check_gamma, m_intervals, sweep
 from .metrics import recall_at_k
-from .retrieval import merge_topk, normalize_rows, search
+from .retrieval import merge_topk, normalize_rows, row_norms, search
 
 #: The reference's NUDGE-N grid: 0, 0.02, ..., 0.48.
 DEFAULT_N_GRID = tuple(0.02 * i for i in range(25))
@@ -36,7 +36,9 @@ class ActiveSet:
     """Active records, their unit-norm originals and pulls, and the fixed records' best scores.
 
     rows: (m,) int64 record rows, sorted; v: (m, d) float32 unit norm; c: (m, d) float32 pulls;
-    fixed_scores/fixed_rows: (n_val, k) best scores among the other records for each val query.
+    fixed_scores/fixed_rows: (n_val, k) best scores among the other records for each val query;
+    qv: (n_val, m) float32 validation queries' scores against ``v``; val_query/val_local: (n_pairs,)
+    int64, every (validation query, relevant record) pair as query position and index into ``rows``.
     """
 
     rows: np.ndarray
@@ -44,6 +46,9 @@ class ActiveSet:
     c: np.ndarray
     fixed_scores: np.ndarray
     fixed_rows: np.ndarray
+    qv: np.ndarray
+    val_query: np.ndarray
+    val_local: np.ndarray
 
 
 def _check_queries(train: QuerySet, val: QuerySet, dim: int) -> None:
@@ -52,50 +57,49 @@ def _check_queries(train: QuerySet, val: QuerySet, dim: int) -> None:
             raise DataError(f"the {name} split is empty; NUDGE needs {name} queries", name)
         if qs.emb.shape[1] != dim:
             raise DataError(f"{name} queries have dimension {qs.emb.shape[1]}, records {dim}", name)
-        for qid, ans in zip(qs.ids, qs.answers):
-            if len(ans) == 0:
-                raise DataError(f"{name} query {qid!r} has no relevant record; every {name} query "
-                                "needs at least one", name)
+        empty = [j for j, n in enumerate(map(len, qs.answers)) if n == 0]
+        if empty:
+            raise DataError(f"{name} query {qs.ids[empty[0]]!r} has no relevant record; every "
+                            f"{name} query needs at least one", name)
 
 
-def pulls(train: QuerySet, rows: np.ndarray, n_records: int) -> np.ndarray:
-    """(len(rows), d) float32: c_i = sum of training queries judging record rows[i] relevant."""
-    pair_q = np.repeat(np.arange(len(train)), [len(a) for a in train.answers])
-    pair_r = np.concatenate(train.answers)
-    position = np.full(n_records, -1, dtype=np.int64)
-    position[rows] = np.arange(len(rows))
-    incidence = sp.csr_matrix((np.ones(len(pair_q), np.float32), (position[pair_r], pair_q)),
-                              shape=(len(rows), len(train)))
-    return np.asarray(incidence @ np.asarray(train.emb, np.float32), dtype=np.float32)
+def pulls(queries: np.ndarray, pair_query: np.ndarray, pair_record: np.ndarray,
+          n_records: int) -> np.ndarray:
+    """(n_records, d) float32: c_i = sum of the queries (rows of ``queries`` (n_q, d)) paired with
+    record i; ``pair_query``/``pair_record``: (n_pairs,) int the pairs (a sparse product)."""
+    incidence = sp.csr_matrix((np.ones(len(pair_query), np.float32), (pair_record, pair_query)),
+                              shape=(n_records, len(queries)))
+    return np.asarray(incidence @ np.asarray(queries, np.float32), dtype=np.float32)
 
 
 def prepare_active(normalized: np.ndarray, train: QuerySet, val: QuerySet, k_fixed: int) -> ActiveSet:
     """Active set of a fit; ``normalized`` is the (n, d) unit-norm corpus."""
-    rows = np.unique(np.concatenate(train.answers + val.answers))
-    c = pulls(train, rows, normalized.shape[0])
-    fixed_scores, fixed_rows = search(val.emb, normalized, k_fixed, exclude=rows)
-    return ActiveSet(rows, np.asarray(normalized[rows]), c, fixed_scores, fixed_rows)
-
-
-def _local_answers(qs: QuerySet, rows: np.ndarray) -> list[np.ndarray]:
-    return [np.searchsorted(rows, a) for a in qs.answers]
+    train_query, train_rows = train.pairs()
+    val_query, val_rows = val.pairs()
+    rows = np.unique(np.concatenate([train_rows, val_rows]))
+    c = pulls(train.emb, train_query, np.searchsorted(rows, train_rows), len(rows))
+    fixed_scores, fixed_rows, qv = search(val.emb, normalized, k_fixed, exclude=rows,
+                                          excluded_scores=True)
+    return ActiveSet(rows, np.asarray(normalized[rows]), c, fixed_scores, fixed_rows, qv,
+                     val_query, np.searchsorted(rows, val_rows))
 
 
 class RecallAtK:
     """Per-query recall@k (:func:`metrics.recall_at_k`) for many rankings of the same queries.
 
-    ``answers[j]``: the rows relevant to query j (distinct). The (query, row) pairs are encoded
-    once as sorted integers, so each call finds the relevant ranks with one vectorised
-    ``searchsorted`` (``metrics.gains_of`` would loop over queries in Python for every γ).
+    ``pair_query``/``pair_row``: (n_pairs,) int, query j judges row r relevant (repeats count
+    once); rows are in [0, n_rows). The pairs are encoded once as sorted integers, so each call
+    finds the relevant ranks with one vectorised ``searchsorted`` (``metrics.gains_of`` would loop
+    over queries in Python for every γ).
     """
 
-    def __init__(self, answers: list[np.ndarray], n_rows: int, k: int) -> None:
+    def __init__(self, pair_query: np.ndarray, pair_row: np.ndarray, n_queries: int, n_rows: int,
+                 k: int) -> None:
         self.k = k
         self.n_rows = n_rows + 1  # code space includes row -1 (shifted to 0)
-        pair_q = np.repeat(np.arange(len(answers), dtype=np.int64), [len(a) for a in answers])
-        pair_r = np.concatenate(answers).astype(np.int64) if answers else np.zeros(0, np.int64)
-        self.codes = np.unique(pair_q * self.n_rows + pair_r + 1)
-        self.n_relevant = np.array([len(np.unique(a)) for a in answers])
+        self.codes = np.unique(np.asarray(pair_query, np.int64) * self.n_rows
+                               + np.asarray(pair_row, np.int64) + 1)
+        self.n_relevant = np.bincount(self.codes // self.n_rows, minlength=n_queries)
 
     def __call__(self, top_rows: np.ndarray) -> np.ndarray:
         """top_rows: (n_queries, >= k) rows ranked best first (-1 = nothing). Returns (n,) float64."""
@@ -123,7 +127,7 @@ class _NudgeBase:
         act = self.active_
         self.gamma_ = float(gamma)
         e = self.path_.embed(self.gamma_)
-        shift = np.linalg.norm(e - act.v, axis=1)
+        shift = row_norms(e - act.v)
         moved = shift > 0
         self.embeddings_[act.rows[moved]] = e[moved]
         self.moved_ = act.rows[moved]
@@ -168,9 +172,9 @@ class NudgeM(_NudgeBase):
             check_gamma(self.method, self.gamma)
         self._start(records, train, val, k_fixed=1)
         act = self.active_
-        prep = self.path_.prepare(val.emb)
-        lo, hi = m_intervals(prep["qv"], prep["qc"], act.fixed_scores[:, 0],
-                             _local_answers(val, act.rows))
+        prep = self.path_.prepare(val.emb, qv=act.qv)
+        lo, hi = m_intervals(prep["qv"], prep["qc"], act.fixed_scores[:, 0], act.val_query,
+                             act.val_local)
         best, self.curve_gammas_, counts = sweep(lo, hi)
         self.curve_objective_ = counts / len(val)
         gamma = best if self.gamma is None else float(self.gamma)
@@ -219,9 +223,8 @@ class NudgeN(_NudgeBase):
         grid = self._grid()
         self._start(records, train, val, k_fixed=int(self.val_k))
         act = self.active_
-        prep = self.path_.prepare(val.emb)
-        local = _local_answers(val, act.rows)
-        recall = RecallAtK(local, len(act.rows), int(self.val_k))
+        prep = self.path_.prepare(val.emb, qv=act.qv)
+        recall = RecallAtK(act.val_query, act.val_local, len(val), len(act.rows), int(self.val_k))
         active_cols = np.arange(len(act.rows))
         fixed_cols = np.full(act.fixed_rows.shape, -1)
         objectives = []

@@ -7,10 +7,48 @@ unit norm and are searched with the plain inner product, as the method requires.
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 #: Records per block for searches and row normalisation (64k x 384 float32 = 96 MiB).
 BLOCK_ROWS = 65536
+
+
+def row_norms(x: np.ndarray) -> np.ndarray:
+    """(n,) Euclidean norms of the rows of ``x`` (n, d), in x's float type (4x faster than
+    ``np.linalg.norm(x, axis=1)``)."""
+    return np.sqrt(np.einsum("ij,ij->i", x, x))
+
+
+#: normalize_rows splits inputs of at least this many elements across threads: numpy's elementwise
+#: kernels run on one core but release the GIL, and one core does not saturate memory bandwidth
+#: (SciFact's 5,183 x 384 corpus: 2.7 ms on one thread, 1.6 ms on two, cold caches).
+THREADED_MIN_ELEMS = 2 ** 20
+_POOL_LOCK = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+
+
+def _threads() -> int:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(4, cpus or 1))
+
+
+def _run_chunks(fn, n_rows: int, n_elems: int) -> None:
+    """Call ``fn(start, stop)`` over [0, n_rows) in contiguous chunks, on worker threads if large."""
+    n = _threads() if n_elems >= THREADED_MIN_ELEMS else 1
+    bounds = np.linspace(0, n_rows, n + 1).astype(int)
+    if n == 1:
+        fn(0, n_rows)
+        return
+    global _pool
+    with _POOL_LOCK:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(n, thread_name_prefix="nudge-rows")
+    for f in [_pool.submit(fn, a, b) for a, b in zip(bounds[:-1], bounds[1:])]:
+        f.result()
 
 
 def normalize_rows(x: np.ndarray, out: np.ndarray | None = None,
@@ -19,13 +57,20 @@ def normalize_rows(x: np.ndarray, out: np.ndarray | None = None,
 
     Rows are divided by max(||row||, 1e-12), as ``torch.nn.functional.normalize`` does.
     ``x`` may be a read-only memory map; ``out`` may be ``x`` itself when it is writable.
+    Large blocks are split across a few threads (the result does not depend on how).
     """
     if out is None:
         out = np.empty(x.shape, dtype=np.float32)
+
+    def rows(start: int, stop: int) -> None:
+        block = np.asarray(x[start:stop], dtype=np.float32)
+        norms = row_norms(block)[:, None]
+        np.divide(block, np.maximum(norms, 1e-12), out=out[start:stop])
+
     for start in range(0, x.shape[0], block_rows):
-        block = np.asarray(x[start:start + block_rows], dtype=np.float32)
-        norms = np.sqrt(np.einsum("ij,ij->i", block, block))[:, None]  # 4x faster than linalg.norm
-        np.divide(block, np.maximum(norms, 1e-12), out=out[start:start + block_rows])
+        stop = min(start + block_rows, x.shape[0])
+        _run_chunks(lambda a, b: rows(start + a, start + b), stop - start,
+                    (stop - start) * (x.shape[1] if x.ndim > 1 else 1))
     return out
 
 
@@ -46,12 +91,15 @@ def _block_topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def search(queries: np.ndarray, base: np.ndarray, k: int, exclude: np.ndarray | None = None,
-           block_rows: int = BLOCK_ROWS) -> tuple[np.ndarray, np.ndarray]:
+           block_rows: int = BLOCK_ROWS, excluded_scores: bool = False):
     """Top-``k`` inner-product neighbours of each query in ``base``, exactly.
 
     queries: (n_queries, d) float32; base: (n_records, d) float32, possibly memory-mapped.
     ``exclude``: record rows never returned. Returns ``(scores, rows)``, both (n_queries, k),
     best first; when fewer than ``k`` records are eligible the tail holds row -1 and score -inf.
+    With ``excluded_scores=True`` a third array follows: (n_queries, n_excluded) float32, the
+    queries' inner products with the excluded rows in ``np.unique(exclude)`` order, read off the
+    same GEMM (NUDGE rescores exactly those records for every γ, so it needs them anyway).
 
     One GEMM per block (numpy's BLAS), excluded columns set to -inf, each block's top ``k`` merged
     into the running best. This is what ``faiss.knn_inner_product`` computes (the tests check the
@@ -67,7 +115,15 @@ def search(queries: np.ndarray, base: np.ndarray, k: int, exclude: np.ndarray | 
     nq = queries.shape[0]
     best_scores = np.full((nq, 0), -np.inf, dtype=np.float32)
     best_rows = np.full((nq, 0), -1, dtype=np.int64)
-    excluded = np.unique(np.asarray(exclude, dtype=np.int64)) if exclude is not None else None
+    excluded = None
+    if exclude is not None:
+        excluded = np.asarray(exclude, dtype=np.int64).ravel()
+        if np.any(excluded[1:] <= excluded[:-1]):  # sort unless already sorted and distinct
+            excluded = np.unique(excluded)
+    if excluded_scores:
+        if excluded is None or (len(excluded) and not 0 <= excluded[0] <= excluded[-1] < len(base)):
+            raise ValueError("excluded_scores=True needs exclude, with rows inside the base")
+        kept = np.empty((nq, len(excluded)), dtype=np.float32)
     step = max(1, min(block_rows, SCORE_BLOCK_ELEMS // max(nq, 1)))
     for start in range(0, base.shape[0], step):
         block = np.asarray(base[start:start + step], dtype=np.float32)
@@ -75,6 +131,8 @@ def search(queries: np.ndarray, base: np.ndarray, k: int, exclude: np.ndarray | 
         scores = queries @ block.T
         if excluded is not None:
             lo, hi = np.searchsorted(excluded, [start, start + nb])
+            if excluded_scores:
+                kept[:, lo:hi] = scores[:, excluded[lo:hi] - start]
             scores[:, excluded[lo:hi] - start] = -np.inf
         top, cols = _block_topk(scores, min(k, nb))
         scores = np.concatenate([best_scores, top], axis=1)
@@ -90,7 +148,7 @@ def search(queries: np.ndarray, base: np.ndarray, k: int, exclude: np.ndarray | 
     scores[:, :found] = np.take_along_axis(best_scores, order, axis=1)
     rows[:, :found] = np.take_along_axis(best_rows, order, axis=1)
     rows[np.isneginf(scores)] = -1
-    return scores, rows
+    return (scores, rows, kept) if excluded_scores else (scores, rows)
 
 
 def merge_topk(scores_a: np.ndarray, rows_a: np.ndarray, scores_b: np.ndarray,

@@ -154,7 +154,7 @@ def test_small_blocks_give_identical_output(toy, monkeypatch):
 
     ds, tr, va, _ = toy
     a = NudgeN().fit(ds.corpus_emb, tr, va)
-    monkeypatch.setattr(retrieval.search, "__defaults__", (None, 7))
+    monkeypatch.setattr(retrieval.search, "__defaults__", (None, 7, False))
     monkeypatch.setattr(retrieval.normalize_rows, "__defaults__", (None, 7))
     b = NudgeN().fit(ds.corpus_emb, tr, va)
     assert a.gamma_ == b.gamma_
@@ -244,12 +244,12 @@ def test_scifact_reproduces_reference_figures(scifact):
 
 def test_m_intervals_do_not_depend_on_block_size(toy):
     from nudge_core.gamma_path import m_intervals
-    from nudge_core.nudge import _local_answers
 
     ds, tr, va, _ = toy
     est = NudgeM().fit(ds.corpus_emb, tr, va)
     prep = est.path_.prepare(va.emb)
-    args = (prep["qv"], prep["qc"], est.active_.fixed_scores[:, 0], _local_answers(va, est.active_.rows))
+    act = est.active_
+    args = (prep["qv"], prep["qc"], act.fixed_scores[:, 0], act.val_query, act.val_local)
     lo1, hi1 = m_intervals(*args)
     lo2, hi2 = m_intervals(*args, block_elems=50)
     assert len(lo1) > 0 and np.array_equal(lo1, lo2) and np.array_equal(hi1, hi2)
@@ -264,5 +264,6 @@ def test_recall_at_k_vectorised_matches_definition():
     for k in (1, 3, 7):
         expected = [len(set(top[j, :k].tolist()) & set(a.tolist())) / min(len(a), k)
                     for j, a in enumerate(answers)]
-        got = RecallAtK(answers, 50, k)(top)
+        pair_q = np.repeat(np.arange(len(answers)), [len(a) for a in answers])
+        got = RecallAtK(pair_q, np.concatenate(answers), len(answers), 50, k)(top)
         assert np.allclose(got, expected)
