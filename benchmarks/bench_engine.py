@@ -3,8 +3,9 @@
 
 Part 1, SciFact (``../shared/datasets/scifact`` next to the repository): fit time of
 ``NudgeM``/``NudgeN`` and of the reference ``NUDGEM``/``NUDGEN`` on the paper split (seed 0), in this
-process: untimed warm-up fits, then ours and the reference alternating, best of ``--repeats``; the
-chosen γ of both and the largest absolute difference of the output embeddings.
+process: untimed warm-up fits, then ``--repeats`` timed fits of each under two protocols (turns of
+``BLOCK`` consecutive fits of one implementation, and strict alternation; see ``PROTOCOLS``), best
+and median of each; the chosen γ of both and the largest absolute difference of the outputs.
 
 Part 2, synthetic scale series: n_records x 384 float32 unit-norm records written block by block to a
 temporary ``.npy`` and opened with ``np.load(mmap_mode="r")`` (as real input is), 10,000 training
@@ -230,6 +231,37 @@ def run_ours(method: str, X: np.ndarray, tr, va):
 
 # ------------------------------------------------------------------ part 1: SciFact
 
+#: Protocols for the SciFact timings, as consecutive fits of one implementation per turn:
+#: "blocks" (each implementation's steady state: BLOCK fits of ours, then BLOCK of the reference,
+#: and so on) and "alternating" (every fit right after one of the other implementation). Whatever
+#: ran just before a fit leaves cold caches and busy worker threads behind; that costs a roughly
+#: fixed few ms, a large share of our ~8 ms fit and a small one of the reference's ~120 ms, so the
+#: alternating ratio is lower. Both are measured and reported.
+BLOCK = 5
+PROTOCOLS = {"blocks": BLOCK, "alternating": 1}
+
+
+def _timed_rounds(method: str, X, tr, va, repeats: int, block: int, with_reference: bool) -> dict:
+    """``repeats`` timed fits of each implementation, in turns of ``block`` consecutive fits."""
+    ours, ref, est, ref_emb, ref_gamma = [], [], None, None, None
+    while len(ours) < repeats:
+        for _ in range(min(block, repeats - len(ours))):
+            est, sec = run_ours(method, X, tr, va)
+            ours.append(sec)
+        if with_reference:
+            for _ in range(min(block, repeats - len(ref))):
+                ref_emb, ref_gamma, sec = run_reference(method, X, tr, va)
+                ref.append(sec)
+    row = {"block": block, "ours_seconds": min(ours), "ours_median_seconds": float(np.median(ours)),
+           "ours_all_seconds": ours, "est": est}
+    if with_reference:
+        row.update({"reference_seconds": min(ref), "reference_median_seconds": float(np.median(ref)),
+                    "reference_all_seconds": ref, "ref_emb": ref_emb, "ref_gamma": ref_gamma,
+                    "speedup_reference_over_ours": min(ref) / min(ours),
+                    "speedup_of_medians": float(np.median(ref) / np.median(ours))})
+    return row
+
+
 def bench_scifact(repeats: int, with_reference: bool) -> dict:
     if not SCIFACT.is_dir():
         raise SystemExit(f"bench_engine: SciFact not found at {SCIFACT}; the benchmark needs the "
@@ -243,28 +275,25 @@ def bench_scifact(repeats: int, with_reference: bool) -> dict:
     X = np.asarray(ds.corpus_emb, dtype=np.float32)
     out = {"path": str(SCIFACT), "model": ds.model, "n_records": int(X.shape[0]),
            "dim": int(X.shape[1]), "n_train": len(tr), "n_val": len(va), "repeats": repeats,
-           "reference": with_reference, "methods": {}}
+           "reference": with_reference, "warmup": WARMUP, "methods": {}}
     for method in ("nudge-m", "nudge-n"):
-        # untimed warm-up of both, then alternate ours / reference so that both see the same
-        # machine state (caches, allocator, thread pools, CPU clock) in every round
-        for _ in range(WARMUP):
+        for _ in range(WARMUP):  # untimed: imports, allocator, thread pools
             run_ours(method, X, tr, va)
             if with_reference:
                 run_reference(method, X, tr, va)
-        ours_times, ref_times, est, ref_emb, ref_gamma = [], [], None, None, None
-        for _ in range(repeats):
-            est, sec = run_ours(method, X, tr, va)
-            ours_times.append(sec)
-            if with_reference:
-                ref_emb, ref_gamma, sec = run_reference(method, X, tr, va)
-                ref_times.append(sec)
-        row = {"ours_seconds": min(ours_times), "ours_all_seconds": ours_times,
-               "gamma_ours": est.gamma_, "val_objective_ours": est.objective_, "warmup": WARMUP}
+        rows = {name: _timed_rounds(method, X, tr, va, repeats, block, with_reference)
+                for name, block in PROTOCOLS.items()}
+        est = rows["blocks"].pop("est")
+        row = {"gamma_ours": est.gamma_, "val_objective_ours": est.objective_}
         if with_reference:
-            row.update({"reference_seconds": min(ref_times), "reference_all_seconds": ref_times,
-                        "gamma_reference": ref_gamma,
-                        "speedup_reference_over_ours": min(ref_times) / min(ours_times),
-                        "max_abs_diff_embeddings": float(np.abs(est.embeddings_ - ref_emb).max())})
+            ref_emb, row["gamma_reference"] = rows["blocks"].pop("ref_emb"), rows["blocks"].pop("ref_gamma")
+            row["max_abs_diff_embeddings"] = float(np.abs(est.embeddings_ - ref_emb).max())
+        for name, r in rows.items():
+            for key in ("est", "ref_emb", "ref_gamma"):
+                r.pop(key, None)
+        row["protocols"] = rows
+        # headline figures: the blocks protocol
+        row.update({k: v for k, v in rows["blocks"].items() if k != "block"})
         out["methods"][method] = row
     return out
 
@@ -376,10 +405,15 @@ def _print_run(row: dict) -> None:
 def targets(result: dict) -> dict:
     out = {}
     sci = result.get("scifact", {}).get("methods", {})
-    speed = {m: r["speedup_reference_over_ours"] for m, r in sci.items()
-             if "speedup_reference_over_ours" in r}
-    out["scifact_10x_faster"] = {"target": ">= 10x", "speedup": speed,
-                                 "met": (min(speed.values()) >= 10) if speed else None}
+    # judged on the ratio of medians under both protocols: on this shared 2-core machine a single
+    # lucky or unlucky fit moves a best-of-15 ratio by +-30% from run to run, the medians far less
+    speed = {f"{m} {name}": {"medians": p["speedup_of_medians"], "best": p["speedup_reference_over_ours"]}
+             for m, r in sci.items() for name, p in r.get("protocols", {}).items()
+             if "speedup_of_medians" in p}
+    out["scifact_10x_faster"] = {"target": ">= 10x (ratio of medians, both protocols)",
+                                 "speedup": speed,
+                                 "met": min(v["medians"] for v in speed.values()) >= 10
+                                 if speed else None}
     big = [r for r in result.get("scale", {}).get("runs", [])
            if r["n_records"] == 1_000_000 and r["impl"] == "ours" and r.get("status") == "ok"]
     out["1m_fit_within_60s"] = {"target": "<= 60 s",
@@ -396,18 +430,26 @@ def print_table(result: dict) -> None:
     sci = result.get("scifact")
     if sci:
         print(f"\nSciFact ({sci['n_records']:,} records x {sci['dim']}, {sci['n_train']} train / "
-              f"{sci['n_val']} val queries, paper split seed 0), "
-              f"{sci['methods']['nudge-m'].get('warmup', 0)} warm-up fits, then best of {sci['repeats']} alternating:")
-        print(f"  {'method':8} {'ours s':>9} {'ref s':>9} {'ref/ours':>9} {'γ ours':>10} "
-              f"{'γ ref':>10} {'max|Δemb|':>10}")
+              f"{sci['n_val']} val queries, paper split seed 0), {sci.get('warmup', 0)} warm-up "
+              f"fits, then {sci['repeats']} timed fits of each per protocol (best, median):")
+        print(f"  {'method':8} {'protocol':12} {'ours s':>9} {'ours med':>9} {'ref s':>9} "
+              f"{'ref med':>9} {'ref/ours':>9} {'(medians)':>9}")
         for m, r in sci["methods"].items():
-            has_ref = r.get("reference_seconds") is not None
+            for name, p in r["protocols"].items():
+                has_ref = p.get("reference_seconds") is not None
 
-            def fmt(key, spec, width=10):
-                return format(r[key], spec) if has_ref else "-".rjust(width)
-            print(f"  {m:8} {r['ours_seconds']:9.4f} {fmt('reference_seconds', '9.4f', 9)} "
-                  f"{fmt('speedup_reference_over_ours', '8.1f', 8)}x {r['gamma_ours']:10.6f} "
-                  f"{fmt('gamma_reference', '10.6f')} {fmt('max_abs_diff_embeddings', '10.2e')}")
+                def fmt(key, spec, width=9, p=p, has_ref=has_ref):
+                    return format(p[key], spec) if has_ref else "-".rjust(width)
+                print(f"  {m:8} {name:12} {p['ours_seconds']:9.4f} {p['ours_median_seconds']:9.4f} "
+                      f"{fmt('reference_seconds', '9.4f')} {fmt('reference_median_seconds', '9.4f')} "
+                      f"{fmt('speedup_reference_over_ours', '8.1f', 8)}x "
+                      f"{fmt('speedup_of_medians', '8.1f', 8)}x")
+        print(f"  {'method':8} {'γ ours':>10} {'γ ref':>10} {'max|Δemb|':>10}")
+        for m, r in sci["methods"].items():
+            has_ref = r.get("gamma_reference") is not None
+            ref = (f"{r['gamma_reference']:10.6f} {r['max_abs_diff_embeddings']:10.2e}" if has_ref
+                   else f"{'-':>10} {'-':>10}")
+            print(f"  {m:8} {r['gamma_ours']:10.6f} {ref}")
     scale = result.get("scale")
     if scale:
         print(f"\nSynthetic scale series ({scale['dim']}-d float32 unit norm, memory-mapped; "
@@ -437,7 +479,7 @@ def print_table(result: dict) -> None:
     for name, t in result["targets"].items():
         vals = {k: v for k, v in t.items() if k not in ("target", "met")}
         state = {True: "MET", False: "MISSED", None: "not measured"}[t["met"]]
-        print(f"  {name:28} {t['target']:32} {state:13} {json.dumps(vals, default=_round)}")
+        print(f"  {name:28} {t['target']:42} {state:13} {json.dumps(vals, default=_round)}")
 
 
 def _round(x):

@@ -46,8 +46,10 @@ def _run_chunks(fn, n_rows: int, n_elems: int) -> None:
     global _pool
     with _POOL_LOCK:
         if _pool is None:
-            _pool = ThreadPoolExecutor(n, thread_name_prefix="nudge-rows")
-    for f in [_pool.submit(fn, a, b) for a, b in zip(bounds[:-1], bounds[1:])]:
+            _pool = ThreadPoolExecutor(n - 1, thread_name_prefix="nudge-rows")
+    futures = [_pool.submit(fn, a, b) for a, b in zip(bounds[1:-1], bounds[2:])]
+    fn(0, bounds[1])  # this thread takes the first chunk
+    for f in futures:
         f.result()
 
 

@@ -29,6 +29,9 @@ def test_bench_engine_quick_writes_json(tmp_path, scifact_path):
     for row in sci["methods"].values():
         assert row["ours_seconds"] > 0
         assert row["gamma_ours"] >= 0
+        assert set(row["protocols"]) == {"blocks", "alternating"}
+        for proto in row["protocols"].values():
+            assert len(proto["ours_all_seconds"]) == 1 and proto["ours_seconds"] > 0
         assert "reference_seconds" not in row  # --no-reference
 
     runs = res["scale"]["runs"]
