@@ -136,7 +136,8 @@ def _masked_reduce(fn: np.ufunc, x: np.ndarray, mask: np.ndarray, initial: float
     Entries outside the mask become NaN (0/False), which fmax/fmin skip. Branch-free, unlike
     ``np.max(x, where=mask)``, which on masks as mixed as m_intervals' was 4x slower.
     """
-    np.divide(0.0, mask, out=work)  # 0 inside the mask, NaN outside
+    with np.errstate(invalid="ignore"):
+        np.divide(0.0, mask, out=work)  # 0 inside the mask, NaN (0/0) outside
     work += x
     return fn.reduce(work, axis=1, initial=initial)
 

@@ -37,7 +37,8 @@ class ActiveSet:
 
     rows: (m,) int64 record rows, sorted; v: (m, d) float32 unit norm; c: (m, d) float32 pulls;
     fixed_scores/fixed_rows: (n_val, k) best scores among the other records for each val query;
-    qv: (n_val, m) float32 validation queries' scores against ``v``; val_query/val_local: (n_pairs,)
+    qv: (n_val, m) float32 validation queries' scores against ``v`` (None once the fit has chosen
+    γ: only the γ search reads it, and it can be large); val_query/val_local: (n_pairs,)
     int64, every (validation query, relevant record) pair as query position and index into ``rows``.
     """
 
@@ -46,7 +47,7 @@ class ActiveSet:
     c: np.ndarray
     fixed_scores: np.ndarray
     fixed_rows: np.ndarray
-    qv: np.ndarray
+    qv: np.ndarray | None
     val_query: np.ndarray
     val_local: np.ndarray
 
@@ -125,6 +126,7 @@ class _NudgeBase:
 
     def _finish(self, gamma: float) -> None:
         act = self.active_
+        act.qv = None
         self.gamma_ = float(gamma)
         e = self.path_.embed(self.gamma_)
         shift = row_norms(e - act.v)

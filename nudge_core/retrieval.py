@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
@@ -31,13 +31,27 @@ _POOL_LOCK = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 
 
+def _forget_pool() -> None:
+    """In a forked child the pool object survives but its threads do not: start a new one."""
+    global _pool
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def _threads() -> int:
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, min(4, cpus or 1))
 
 
 def _run_chunks(fn, n_rows: int, n_elems: int) -> None:
-    """Call ``fn(start, stop)`` over [0, n_rows) in contiguous chunks, on worker threads if large."""
+    """Call ``fn(start, stop)`` over [0, n_rows) in contiguous chunks, on worker threads if large.
+
+    The caller's ``np.errstate`` applies in every chunk. Returns (or raises the first error) only
+    once every chunk has finished, so nothing writes into the caller's arrays afterwards.
+    """
     n = _threads() if n_elems >= THREADED_MIN_ELEMS else 1
     bounds = np.linspace(0, n_rows, n + 1).astype(int)
     if n == 1:
@@ -47,8 +61,18 @@ def _run_chunks(fn, n_rows: int, n_elems: int) -> None:
     with _POOL_LOCK:
         if _pool is None:
             _pool = ThreadPoolExecutor(n - 1, thread_name_prefix="nudge-rows")
-    futures = [_pool.submit(fn, a, b) for a, b in zip(bounds[1:-1], bounds[2:])]
-    fn(0, bounds[1])  # this thread takes the first chunk
+        pool = _pool
+    err = np.geterr()
+
+    def chunk(a: int, b: int) -> None:
+        with np.errstate(**err):
+            fn(a, b)
+
+    futures = [pool.submit(chunk, a, b) for a, b in zip(bounds[1:-1], bounds[2:])]
+    try:
+        fn(0, bounds[1])  # this thread takes the first chunk
+    finally:
+        wait(futures)
     for f in futures:
         f.result()
 

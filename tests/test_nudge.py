@@ -267,3 +267,27 @@ def test_recall_at_k_vectorised_matches_definition():
         pair_q = np.repeat(np.arange(len(answers)), [len(a) for a in answers])
         got = RecallAtK(pair_q, np.concatenate(answers), len(answers), 50, k)(top)
         assert np.allclose(got, expected)
+
+
+def test_masked_reduce_equals_numpy_where_reductions():
+    from nudge_core.gamma_path import _masked_reduce
+
+    rng = np.random.default_rng(11)
+    for _ in range(50):
+        x = rng.standard_normal((9, 13)) * 10.0 ** rng.integers(-300, 300, (9, 13))
+        x[rng.random(x.shape) < 0.1] = np.inf
+        x[rng.random(x.shape) < 0.1] = -np.inf
+        x[rng.random(x.shape) < 0.05] = 0.0
+        mask = rng.random(x.shape) < rng.uniform(0, 1)
+        mask[0] = False                                   # a row with nothing in the mask
+        work = np.empty_like(x)
+        assert np.array_equal(_masked_reduce(np.fmax, x, mask, -np.inf, work),
+                              np.max(x, axis=1, where=mask, initial=-np.inf))
+        assert np.array_equal(_masked_reduce(np.fmin, x, mask, np.inf, work),
+                              np.min(x, axis=1, where=mask, initial=np.inf))
+
+
+def test_fit_releases_the_validation_scores(toy):
+    ds, tr, va, _ = toy
+    for cls in (NudgeM, NudgeN):
+        assert cls().fit(ds.corpus_emb, tr, va).active_.qv is None

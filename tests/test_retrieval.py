@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
+import time
 
+import numpy as np
+import pytest
+
+import nudge_core.retrieval as retrieval
 from nudge_core.retrieval import merge_topk, normalize_rows, search
 
 
@@ -103,3 +107,82 @@ def test_search_and_merge_refuse_or_handle_degenerate_k():
     rows = merge_topk(np.zeros((2, 0)), np.zeros(0, np.int64), np.zeros((2, 0)),
                       np.zeros((2, 0), np.int64), 1)
     assert rows.shape == (2, 0)
+
+
+def test_search_returns_the_excluded_rows_scores_in_sorted_order():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((400, 10)).astype(np.float32)
+    q = rng.standard_normal((6, 10)).astype(np.float32)
+    excl = np.array([399, 3, 250, 3, 0, 128])          # unsorted, with a repeat, across blocks
+    for block in (7, 64, 65536):
+        scores, rows, kept = search(q, x, 4, exclude=excl, block_rows=block, excluded_scores=True)
+        assert np.array_equal(rows, brute(q, x, 4, excl))
+        assert kept.shape == (6, 5)
+        assert np.allclose(kept, q @ x[np.unique(excl)].T, atol=1e-5)
+    with pytest.raises(ValueError, match="inside the base"):
+        search(q, x, 4, exclude=[400], excluded_scores=True)
+    with pytest.raises(ValueError, match="needs exclude"):
+        search(q, x, 4, excluded_scores=True)
+
+
+@pytest.fixture
+def threaded(monkeypatch):
+    """normalize_rows takes its multi-threaded path even for tiny inputs."""
+    monkeypatch.setattr(retrieval, "THREADED_MIN_ELEMS", 1)
+    monkeypatch.setattr(retrieval, "_threads", lambda: 3)
+
+
+def test_threaded_normalize_rows_is_bit_identical(threaded):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((1001, 24)) * rng.uniform(0.1, 10, (1001, 1))
+    x[5] = 0
+    one_thread = np.empty(x.shape, np.float32)
+    for start in range(0, len(x), 100):  # the unthreaded formula, row block by row block
+        b = x[start:start + 100].astype(np.float32)
+        np.divide(b, np.maximum(np.sqrt(np.einsum("ij,ij->i", b, b)), 1e-12)[:, None],
+                  out=one_thread[start:start + 100])
+    for block in (13, 100, 65536):
+        assert np.array_equal(normalize_rows(x, block_rows=block), one_thread)
+
+
+def test_threaded_chunks_finish_before_an_error_propagates(threaded):
+    done = []
+
+    def chunk(a, b):
+        if a == 0:
+            raise RuntimeError("first chunk failed")
+        time.sleep(0.2)
+        done.append((a, b))
+
+    with pytest.raises(RuntimeError, match="first chunk failed"):
+        retrieval._run_chunks(chunk, 30, 30)
+    assert len(done) == 2      # the other chunks had finished: nothing runs on after the raise
+
+
+def test_threaded_chunks_honour_the_callers_errstate(threaded):
+    x = np.ones((30, 2), np.float32)
+    x[25] = [1e5, 1e-38]           # in the last chunk (a pool thread): 1e-38 / 1e5 underflows
+    with np.errstate(under="raise"), pytest.raises(FloatingPointError):
+        normalize_rows(x)
+    with np.errstate(under="ignore"):
+        normalize_rows(x)
+
+
+def _normalize_in_child(queue) -> None:
+    queue.put(float(normalize_rows(np.ones((2000, 8), np.float32)).sum()))
+
+
+def test_normalize_rows_works_in_a_forked_child_after_threads_ran(threaded):
+    import multiprocessing as mp
+
+    normalize_rows(np.ones((2000, 8), np.float32))       # the pool now has threads
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_normalize_in_child, args=(queue,))
+    child.start()
+    child.join(20)
+    alive = child.is_alive()
+    if alive:
+        child.kill()
+    assert not alive, "normalize_rows hung in a forked child (inherited pool without threads)"
+    assert queue.get(timeout=5) == pytest.approx(2000 * np.sqrt(8))
