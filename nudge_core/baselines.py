@@ -87,8 +87,8 @@ class LinearAdaptor:
         rng = np.random.default_rng(self.seed)
         pair_q, pair_r = train.pairs()
         q_all = np.asarray(train.emb, dtype=np.float64)
-        r_all = np.asarray(normalized[np.unique(pair_r)], dtype=np.float64)
-        r_pos = np.searchsorted(np.unique(pair_r), pair_r)
+        relevant, r_pos = np.unique(pair_r, return_inverse=True)
+        r_all = np.asarray(normalized[relevant], dtype=np.float64)
         d = q_all.shape[1]
         a = np.eye(d)
         m1, m2 = np.zeros_like(a), np.zeros_like(a)

@@ -148,9 +148,9 @@ def m_intervals(qv: np.ndarray, qg: np.ndarray, fixed_best: np.ndarray, pair_que
 
     qv, qg: (n_val, m) float32 q·v_x and q·ĝ_x over the active records; ``fixed_best``: (n_val,)
     the best score among records that never move (-inf if none); ``pair_query``/``pair_answer``:
-    (n_pairs,) int, query j judges active record a relevant. With Δs_x = q·v_x - q·v_a and Δd_x = q·ĝ_a - q·ĝ_x, a ranks first iff
-    Δs_x <= γ Δd_x for every x: lo = max(0, max_{Δd>0} Δs/Δd), hi = min_{Δd<0} Δs/Δd (inf if none);
-    the pair is dropped if some x has Δd_x = 0 < Δs_x or hi < lo. Exact maths (no ε), float64.
+    (n_pairs,) int, query j judges active record a relevant. With Δs_x = q·v_x - q·v_a and
+    Δd_x = q·ĝ_a - q·ĝ_x, a ranks first iff Δs_x <= γ Δd_x for every x:
+    lo = max(0, max_{Δd>0} Δs/Δd), hi = min_{Δd<0} Δs/Δd (inf if none); the pair is dropped if some x has Δd_x = 0 < Δs_x or hi < lo. Exact maths (no ε), float64.
     Returns (lo, hi) of the surviving pairs.
     """
     pair_q, pair_a = np.asarray(pair_query, np.int64), np.asarray(pair_answer, np.int64)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .data import QuerySet
+from .retrieval import normalize_rows
 
 #: Held while a UMAP fit/transform runs: numba-parallel UMAPs must not overlap.
 UMAP_LOCK = threading.Lock()
@@ -35,11 +36,6 @@ Progress = Callable[[float, str], None]
 #: Warm-up state shared by the process: status "idle" | "running" | "done" | "failed".
 WARM_UP: dict = {"status": "idle", "seconds": None, "error": None, "started": None}
 _WARM_LOCK = threading.Lock()
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def warm_up(n: int = 4200, dim: int = 8) -> float:
@@ -153,9 +149,11 @@ def compute_layout(originals: np.ndarray, moved_rows: np.ndarray, moved_emb: np.
     t0 = time.perf_counter()
     moved_rows = np.asarray(moved_rows, dtype=np.int64)
     rows = sample_rows(originals.shape[0], moved_rows, max_points, seed)
-    x = _unit(np.asarray(originals[rows]))
-    after_in = _unit(moved_emb) if len(moved_rows) else np.zeros((0, x.shape[1]), np.float32)
-    query_in = {name: _unit(q) for name, q in (queries or {}).items() if q is not None and len(q)}
+    x = normalize_rows(np.asarray(originals[rows]))
+    after_in = (normalize_rows(moved_emb) if len(moved_rows)
+                else np.zeros((0, x.shape[1]), np.float32))
+    query_in = {name: normalize_rows(q) for name, q in (queries or {}).items()
+                if q is not None and len(q)}
     report(0.05, f"fitting {method.upper()} on {len(rows):,} original records")
     if method == "pca":
         model = _Pca(x)
