@@ -92,6 +92,7 @@ def bench_scifact(repeats: int, with_reference: bool) -> dict:
     if not SCIFACT.is_dir():
         raise SystemExit(f"bench_engine: SciFact not found at {SCIFACT}; the benchmark needs the "
                          "shared datasets folder next to the repository (../shared/datasets/scifact)")
+    from nudge_core import registry
     from nudge_core.data import load_dataset
     from nudge_core.splits import paper_split
 
@@ -102,7 +103,7 @@ def bench_scifact(repeats: int, with_reference: bool) -> dict:
     out = {"path": str(SCIFACT), "model": ds.model, "n_records": int(X.shape[0]),
            "dim": int(X.shape[1]), "n_train": len(tr), "n_val": len(va), "repeats": repeats,
            "reference": with_reference, "warmup": WARMUP, "methods": {}}
-    for method in ("nudge-m", "nudge-n"):
+    for method in registry.gamma_methods():
         for _ in range(WARMUP):  # untimed: imports, allocator, thread pools
             run_ours(method, X, tr, va)
             if with_reference:
@@ -179,6 +180,8 @@ def run_child(spec: dict, timeout: float) -> dict:
 
 
 def bench_scale(sizes: list[int], with_reference: bool, tmp: Path) -> dict:
+    from nudge_core import registry
+
     runs, generation = [], {}
     for n in sizes:
         folder = tmp / f"n{n}"
@@ -186,7 +189,7 @@ def bench_scale(sizes: list[int], with_reference: bool, tmp: Path) -> dict:
         generation[str(n)] = gen["seconds"]
         corpus_mib = n * DIM * 4 / MIB
         impls = ["ours"] + (["reference"] if with_reference else [])
-        for method in ("nudge-m", "nudge-n"):
+        for method in registry.gamma_methods():
             for impl in impls:
                 row = {"n_records": n, "method": method, "impl": impl, "corpus_mib": corpus_mib}
                 if impl == "reference" and n > REFERENCE_MAX_RECORDS:

@@ -3,8 +3,6 @@ ours or of the reference (``nudge-ft``), timed."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import threading
 import time
 from pathlib import Path
@@ -140,49 +138,18 @@ def load_queries(path: str):
 
 # ------------------------------------------------------------------ reference helpers
 
-def reference_sets(qs) -> dict:
-    return {"q_embs": np.ascontiguousarray(qs.emb, np.float32),
-            "q_ans_indx": [a.tolist() for a in qs.answers]}
-
-
 def run_reference(method: str, X: np.ndarray, tr, va) -> tuple[np.ndarray, float, float]:
-    """(embeddings, γ chosen, seconds) of nudge-ft on a copy of X; its prints are silenced.
+    """nudge-ft's fit of ``method`` (:func:`nudge_core.reference.run_reference`)."""
+    from nudge_core import registry
+    from nudge_core.reference import run_reference as reference
 
-    γ is read by wrapping the instance's own γ step (NUDGEM's interval sweep returns it; NUDGEN's
-    last ``_sol_maxm`` call uses the best γ); the package itself is not modified.
-    """
-    from nudge import NUDGEM, NUDGEN
-
-    est = NUDGEM() if method == "nudge-m" else NUDGEN()
-    seen: list[float] = []
-    if method == "nudge-m":
-        inner = est._get_point_of_most_intersection
-
-        def spy(*a, **k):
-            g = inner(*a, **k)
-            seen.append(float(g))
-            return g
-        est._get_point_of_most_intersection = spy
-    else:
-        inner = est._sol_maxm
-
-        def spy(gamma, *a, **k):
-            seen.append(float(gamma))
-            return inner(gamma, *a, **k)
-        est._sol_maxm = spy
-    train, val = reference_sets(tr), reference_sets(va)
-    Xc = np.array(X, dtype=np.float32)  # the reference wants a writable in-memory array
-    with contextlib.redirect_stdout(io.StringIO()):
-        t0 = time.perf_counter()
-        out = est.finetune_embeddings(Xc, train, val)
-        seconds = time.perf_counter() - t0
-    return out, (seen[-1] if seen else float("nan")), seconds
+    return reference(registry.get(method).estimator.unit_norm, X, tr, va)
 
 
 def run_ours(method: str, X: np.ndarray, tr, va):
-    from nudge_core.nudge import NudgeM, NudgeN
+    from nudge_core import registry
 
-    est = NudgeM() if method == "nudge-m" else NudgeN()
+    est = registry.get(method).build()
     t0 = time.perf_counter()
     est.fit(X, tr, va)
     return est, time.perf_counter() - t0

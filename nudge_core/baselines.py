@@ -16,7 +16,23 @@ import numpy as np
 
 from .data import QuerySet
 from .errors import DataError
-from .retrieval import search
+from .estimator import FineTuner, unit_records
+from .index import ExactIndex
+
+
+class NoFineTuning(FineTuner):
+    """The reference point: the original records, unit norm, searched by cosine; nothing learnt.
+
+    Fitted: ``index_`` over the unit-norm records, ``fit_seconds_`` (normalising them, 0 when the
+    caller passes ``normalized``).
+    """
+
+    def fit(self, records: np.ndarray, train: QuerySet, val: QuerySet, *,
+            normalized: np.ndarray | None = None) -> "NoFineTuning":
+        t0 = time.perf_counter()
+        self.index_ = ExactIndex(unit_records(records, normalized))
+        self.fit_seconds_ = 0.0 if normalized is not None else time.perf_counter() - t0
+        return self
 
 
 def _softmax_rows(s: np.ndarray) -> np.ndarray:
@@ -46,7 +62,7 @@ def mnrl_loss_and_grad(a: np.ndarray, q: np.ndarray, r: np.ndarray,
     return loss, d_z.T @ q
 
 
-class LinearAdaptor:
+class LinearAdaptor(FineTuner):
     """Linear query adaptor trained with AdamW on in-batch negatives.
 
     Parameters: ``lr`` (1e-3), ``batch_size`` (256 pairs), ``max_epochs`` (200), ``patience``
@@ -56,9 +72,6 @@ class LinearAdaptor:
     Fitted: ``matrix_`` (d, d) float32, ``fit_seconds_``, ``val_curve_`` ((epochs + 1, 2): epoch,
     validation top-1 accuracy; epoch 0 = identity), ``best_epoch_``, ``objective_``.
     """
-
-    method = "adaptor"
-    metric = "cos"
 
     def __init__(self, lr: float = 1e-3, batch_size: int = 256, max_epochs: int = 200,
                  patience: int = 10, scale: float = 20.0, weight_decay: float = 0.01,
@@ -71,29 +84,43 @@ class LinearAdaptor:
         self.weight_decay = weight_decay
         self.seed = seed
 
+    def _check_params(self) -> None:
+        for name, low in (("batch_size", 2), ("max_epochs", 1), ("patience", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        for name in ("lr", "scale", "weight_decay"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+
     def transform_queries(self, queries: np.ndarray) -> np.ndarray:
         """(n, d) float32 adapted queries ``A q``."""
         return np.asarray(queries, dtype=np.float32) @ self.matrix_.T
 
-    def _val_accuracy(self, a: np.ndarray, normalized: np.ndarray, val: QuerySet) -> float:
-        _, rows = search(np.asarray(val.emb, np.float32) @ a.T.astype(np.float32), normalized, 1)
-        return float(np.mean([rows[j, 0] in set(val.answers[j].tolist()) for j in range(len(val))]))
+    def _val_accuracy(self, a: np.ndarray, val: QuerySet) -> float:
+        rows = self.index_.search(np.asarray(val.emb, np.float32) @ a.T.astype(np.float32), 1)[1]
+        return float(np.mean(val.relevance.gains(rows)[:, 0] > 0))
 
-    def fit(self, normalized: np.ndarray, train: QuerySet, val: QuerySet) -> "LinearAdaptor":
-        """normalized: (n, d) float32 unit-norm records. Returns self."""
+    def fit(self, records: np.ndarray, train: QuerySet, val: QuerySet, *,
+            normalized: np.ndarray | None = None) -> "LinearAdaptor":
+        """records: (n, d) float32 (any norm); ``normalized``: their unit-norm copy when the
+        caller has one (read only; searched, never written). Returns self."""
+        self._check_params()
         if len(train) == 0 or len(val) == 0:
             raise DataError("the adaptor needs training and validation queries", "split")
         t0 = time.perf_counter()
+        self.index_ = ExactIndex(unit_records(records, normalized))
         rng = np.random.default_rng(self.seed)
         pair_q, pair_r = train.pairs()
         q_all = np.asarray(train.emb, dtype=np.float64)
         relevant, r_pos = np.unique(pair_r, return_inverse=True)
-        r_all = np.asarray(normalized[relevant], dtype=np.float64)
+        r_all = self.index_.take(relevant).astype(np.float64)
         d = q_all.shape[1]
         a = np.eye(d)
         m1, m2 = np.zeros_like(a), np.zeros_like(a)
         beta1, beta2, eps = 0.9, 0.999, 1e-8
-        best_acc = self._val_accuracy(a, normalized, val)
+        best_acc = self._val_accuracy(a, val)
         best, best_epoch, step, waited = a.copy(), 0, 0, 0
         curve = [(0, best_acc)]
         for epoch in range(1, self.max_epochs + 1):
@@ -109,7 +136,7 @@ class LinearAdaptor:
                 m1 = beta1 * m1 + (1 - beta1) * grad
                 m2 = beta2 * m2 + (1 - beta2) * grad * grad
                 a -= self.lr * (m1 / (1 - beta1 ** step)) / (np.sqrt(m2 / (1 - beta2 ** step)) + eps)
-            acc = self._val_accuracy(a, normalized, val)
+            acc = self._val_accuracy(a, val)
             curve.append((epoch, acc))
             if acc > best_acc:
                 best_acc, best, best_epoch, waited = acc, a.copy(), epoch, 0
@@ -123,3 +150,10 @@ class LinearAdaptor:
         self.val_curve_ = np.array(curve, dtype=np.float64)
         self.fit_seconds_ = time.perf_counter() - t0
         return self
+
+    def serving_files(self) -> dict[str, np.ndarray]:
+        """``query_adaptor.npy``: the (d, d) float32 matrix A, applied to queries as ``q @ A.T``."""
+        return {"query_adaptor.npy": self.matrix_}
+
+    def describe(self) -> dict:
+        return {"validation_curve": self.val_curve_.tolist(), "best_epoch": self.best_epoch_}

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ import numpy as np
 from .errors import DataError
 from .files import (check_matrix, dataset_root, load_matrix, read_id_list, read_jsonl_texts,
                     read_qrels, remove_tree, safe_extract_zip)
+from .relevance import Relevance
 
 #: Order in which qrels files are pooled (then any other file, alphabetically), as BEIR names them.
 QRELS_ORDER = ("train", "dev", "validation", "val", "test")
@@ -53,6 +55,11 @@ class QuerySet:
         rows = (np.concatenate(self.answers).astype(np.int64, copy=False) if self.answers
                 else np.zeros(0, np.int64))
         return np.repeat(np.arange(len(self.answers), dtype=np.int64), counts), rows
+
+    @cached_property
+    def relevance(self) -> Relevance:
+        """The judgements encoded once for vectorised metric lookups (:mod:`relevance`)."""
+        return Relevance.from_answers(self.answers, self.grades)
 
     def subset(self, positions: np.ndarray | list[int]) -> "QuerySet":
         positions = list(positions)

@@ -29,3 +29,8 @@ class DataError(ValueError):
                 where += f", row {row}"
             where += ": "
         super().__init__(where + message)
+
+
+class SpecError(ValueError):
+    """A run setting that cannot be run (``runspec``); the message names the CLI flag or the
+    setting, and what is allowed."""

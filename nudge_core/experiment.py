@@ -8,60 +8,61 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .baselines import LinearAdaptor
+from . import registry
 from .data import Dataset, QuerySet
+from .estimator import FineTuner
 from .metrics import KS, evaluate, mean_metrics
-from .nudge import NudgeM, NudgeN
-from .retrieval import normalize_rows, search
+from .progress import Progress, or_silent
+from .retrieval import normalize_rows
+from .runspec import RunSpec
 from .significance import paired_comparison
 from .splits import Split
 
-METHODS = ("none", "adaptor", "nudge-m", "nudge-n")
 #: Metrics compared before vs after with a bootstrap interval and a paired test.
 COMPARED = ("ndcg@10", "recall@10", "mrr@10")
-
-Progress = Callable[[float, str], None]
-
-
-@dataclass
-class Settings:
-    """User-chosen constraint bounds. ``None`` γ = choose on validation queries."""
-
-    methods: tuple[str, ...] = METHODS
-    gamma_m: float | None = None
-    gamma_n: float | None = None
-    gammas_n: tuple[float, ...] | None = None
-    val_k: int = 1
-    adaptor_epochs: int = 200
-
-    def __post_init__(self) -> None:
-        unknown = [m for m in self.methods if m not in METHODS]
-        if unknown or not self.methods:
-            raise ValueError(f"methods must be a non-empty subset of {METHODS}, got {self.methods}")
-        if "none" not in self.methods:
-            self.methods = ("none",) + tuple(self.methods)
+#: Rows of every method's ranking kept per query (the deepest cut-off reported).
+TOP_K = max(KS)
 
 
 @dataclass
 class MethodResult:
-    """A fitted method and its test evaluation. ``embeddings`` (n, d) float32 is what is searched
-    (``metric`` "ip" or "cos"); ``estimator`` is the fitted object (None for "none")."""
+    """A fitted method and its test evaluation.
+
+    ``estimator``: the fitted :class:`~nudge_core.estimator.FineTuner` (its ``index_`` holds what
+    is searched); ``test_top`` / ``ood_top``: (n_queries, TOP_K) record rows it retrieved, best
+    first (row -1 pads a corpus smaller than TOP_K), so no page searches again; ``per_query``:
+    :func:`metrics.evaluate` of ``test_top``.
+    """
 
     name: str
-    gamma: float | None
-    fit_seconds: float
-    metric: str
+    estimator: FineTuner
+    test_top: np.ndarray
     per_query: dict[str, np.ndarray]
-    embeddings: np.ndarray | None = None
-    estimator: object | None = None
+    ood_top: np.ndarray | None = None
     ood_per_query: dict[str, np.ndarray] | None = None
     comparison: dict[str, dict[str, float]] = field(default_factory=dict)
     ood_comparison: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def gamma(self) -> float | None:
+        return self.estimator.gamma_
+
+    @property
+    def fit_seconds(self) -> float:
+        return float(self.estimator.fit_seconds_)
+
+    @property
+    def metric(self) -> str:
+        return registry.get(self.name).metric
+
+    @property
+    def embeddings(self) -> np.ndarray:
+        """(n_records, d) float32 record vectors this method searches."""
+        return self.estimator.index_.vectors
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -74,14 +75,20 @@ class MethodResult:
 
 @dataclass
 class ExperimentResult:
+    """Every number of one run: the spec it ran, the split, each method's result, test and OOD
+    query sets. :meth:`to_json` is the CLI's results file."""
+
     dataset: Dataset
     split: Split
-    settings: Settings
+    spec: RunSpec
     methods: dict[str, MethodResult]
     test: QuerySet
     ood: QuerySet | None = None
-    ood_source: str | None = None
     seconds: float = 0.0
+
+    @property
+    def ood_source(self) -> str | None:
+        return None if self.ood is None else self.spec.ood
 
     def to_json(self, per_query: bool = True) -> dict:
         """The CLI's JSON: dataset facts, split sizes, per-method metrics, curves and OOD."""
@@ -90,30 +97,18 @@ class ExperimentResult:
 
         methods = {}
         for name, res in self.methods.items():
-            est = res.estimator
             entry = {"gamma": res.gamma, "fit_seconds": round(res.fit_seconds, 4),
                      "metric": res.metric, "metrics": res.metrics,
                      "compared_to_none": res.comparison}
             if per_query:
                 entry["per_query"] = table(res.per_query, self.test.ids)
-            if hasattr(est, "curve_gammas_"):
-                entry["gamma_curve"] = [[float(g), float(o)] for g, o in est.gamma_curve_]
-                entry["validation_objective"] = float(est.objective_)
-                entry["moved_records"] = int(len(est.moved_))
-                entry["mean_shift"] = float(est.shift_.mean()) if len(est.shift_) else 0.0
-            if isinstance(est, LinearAdaptor):
-                entry["validation_curve"] = est.val_curve_.tolist()
-                entry["best_epoch"] = est.best_epoch_
+            entry.update(res.estimator.describe())
             methods[name] = entry
         out = {"dataset": self.dataset.name, "model": self.dataset.model,
                "n_records": self.dataset.n_records, "dim": self.dataset.dim,
                "splits": {"train": len(self.split.train), "val": len(self.split.val),
                           "test": len(self.split.test)},
-               "split": self.split.description,
-               "settings": {"methods": list(self.settings.methods), "gamma_m": self.settings.gamma_m,
-                            "gamma_n": self.settings.gamma_n, "val_k": self.settings.val_k,
-                            "gammas_n": None if self.settings.gammas_n is None
-                            else list(self.settings.gammas_n)},
+               "split": self.split.description, "run_spec": self.spec.to_json(),
                "notes": list(self.dataset.notes), "methods": methods, "seconds": round(self.seconds, 3)}
         if self.ood is not None:
             out["ood"] = {"source": self.ood_source, "n_queries": len(self.ood),
@@ -137,52 +132,38 @@ def _json_safe(obj):
     return obj
 
 
-def _top_rows(queries: np.ndarray, base: np.ndarray) -> np.ndarray:
-    return search(queries, base, max(KS))[1]
+def run_experiment(dataset: Dataset, split: Split, spec: RunSpec | None = None,
+                   ood: QuerySet | None = None, progress: Progress | None = None) -> ExperimentResult:
+    """Fit every method of ``spec`` on ``split`` and evaluate it on the test (and OOD) queries.
 
-
-def run_experiment(dataset: Dataset, split: Split, settings: Settings | None = None,
-                   ood: QuerySet | None = None, ood_source: str | None = None,
-                   progress: Progress | None = None) -> ExperimentResult:
-    """Fit every method in ``settings`` on ``split`` and evaluate it on the test queries.
-
-    OOD queries come from ``split.ood`` (k-means protocol) or ``ood`` (a second query set).
-    ``progress(fraction, message)`` is called as work advances.
+    OOD queries come from ``split.ood`` (k-means protocol) or ``ood`` (a second query set, named
+    by ``spec.ood``). ``progress(fraction, message)`` is called as work advances. Every method
+    gets the same inputs: the raw records, the training and validation queries, and one shared
+    unit-norm copy of the records (read only).
     """
-    settings = settings or Settings()
-    report = progress or (lambda f, m: None)
+    spec = spec or RunSpec(dataset.name)
+    report = or_silent(progress)
     t0 = time.perf_counter()
     train, val, test = (dataset.queries(ids) for ids in (split.train, split.val, split.test))
     if ood is None and split.ood:
-        ood, ood_source = dataset.queries(split.ood), "kmeans"
+        ood = dataset.queries(split.ood)
     report(0.02, "normalising records")
     normalized = normalize_rows(dataset.corpus_emb)
     results: dict[str, MethodResult] = {}
-    steps = len(settings.methods)
-    for i, name in enumerate(settings.methods):
-        report(0.05 + 0.9 * i / steps, f"fitting {name}")
-        q_test, q_ood = test.emb, ood.emb if ood is not None else None
-        if name == "none":
-            est, base, gamma, seconds, metric = None, normalized, None, 0.0, "cos"
-        elif name == "adaptor":
-            est = LinearAdaptor(max_epochs=settings.adaptor_epochs).fit(normalized, train, val)
-            base, gamma, seconds, metric = normalized, None, est.fit_seconds_, "cos"
-            q_test = est.transform_queries(test.emb)
-            q_ood = est.transform_queries(ood.emb) if ood is not None else None
-        else:
-            est = NudgeM(settings.gamma_m) if name == "nudge-m" else \
-                NudgeN(settings.gamma_n, settings.gammas_n, settings.val_k)
-            est.fit(dataset.corpus_emb, train, val)
-            base, gamma, seconds, metric = est.embeddings_, est.gamma_, est.fit_seconds_, est.metric
-        res = MethodResult(name, gamma, seconds, metric, evaluate(_top_rows(q_test, base), test),
-                           embeddings=base, estimator=est)
+    for i, settings in enumerate(spec.methods):
+        name = settings.name
+        report(0.05 + 0.9 * i / len(spec.methods), f"fitting {name}")
+        est = settings.build().fit(dataset.corpus_emb, train, val, normalized=normalized)
+        top = est.search(test.emb, TOP_K)
+        res = MethodResult(name, est, top, evaluate(top, test))
         if ood is not None:
-            res.ood_per_query = evaluate(_top_rows(q_ood, base), ood)
+            res.ood_top = est.search(ood.emb, TOP_K)
+            res.ood_per_query = evaluate(res.ood_top, ood)
         results[name] = res
     report(0.96, "comparing with no fine-tuning")
-    baseline = results["none"]
+    baseline = results[registry.REFERENCE]
     for name, res in results.items():
-        if name == "none":
+        if name == registry.REFERENCE:
             continue
         res.comparison = {m: paired_comparison(baseline.per_query[m], res.per_query[m])
                           for m in COMPARED}
@@ -190,5 +171,4 @@ def run_experiment(dataset: Dataset, split: Split, settings: Settings | None = N
             res.ood_comparison = {m: paired_comparison(baseline.ood_per_query[m], res.ood_per_query[m])
                                   for m in COMPARED}
     report(1.0, "done")
-    return ExperimentResult(dataset, split, settings, results, test, ood, ood_source,
-                            time.perf_counter() - t0)
+    return ExperimentResult(dataset, split, spec, results, test, ood, time.perf_counter() - t0)

@@ -10,15 +10,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shlex
 import zipfile
 
 import numpy as np
 
-from .cli import command_line
+from . import registry
 from .data import Dataset, QuerySet
 from .experiment import COMPARED, ExperimentResult
 from .metrics import FAMILIES, KS
-from .retrieval import search
+from .runspec import RunSpec
+from .significance import TIE_TOLERANCE
 
 
 def metrics_rows(result: ExperimentResult, ood: bool = False) -> list[dict]:
@@ -52,12 +54,13 @@ def comparison_rows(result: ExperimentResult, ood: bool = False) -> list[dict]:
 def ood_rows(result: ExperimentResult, metric: str = "ndcg@10") -> list[dict]:
     """For each fine-tuned method: Δ``metric`` with CI on in-distribution and on OOD test queries."""
     rows = []
+    reference = result.methods[registry.REFERENCE]
     for name, res in result.methods.items():
-        if name == "none":
+        if name == registry.REFERENCE:
             continue
         for part, comp, values, base in (
-                ("in-distribution", res.comparison, res.metrics, result.methods["none"].metrics),
-                ("OOD", res.ood_comparison, res.ood_metrics, result.methods["none"].ood_metrics)):
+                ("in-distribution", res.comparison, res.metrics, reference.metrics),
+                ("OOD", res.ood_comparison, res.ood_metrics, reference.ood_metrics)):
             if metric in comp and values is not None:
                 c = comp[metric]
                 rows.append({"method": name, "part": part, "before": base[metric],
@@ -96,33 +99,19 @@ def wins_losses(result: ExperimentResult, method: str, metric: str = "ndcg@10", 
                 texts: dict[str, str] | None = None) -> list[dict]:
     """The ``n`` biggest wins and ``n`` biggest losses of ``method`` vs no fine-tuning, by change
     in ``metric`` on test queries (largest |change| first within each group)."""
-    before = result.methods["none"].per_query[metric]
+    before = result.methods[registry.REFERENCE].per_query[metric]
     after = result.methods[method].per_query[metric]
     diff = after - before
     order = np.argsort(-diff, kind="stable")
     rows = []
-    for kind, picks in (("win", [j for j in order if diff[j] > 1e-9][:n]),
-                        ("loss", [j for j in order[::-1] if diff[j] < -1e-9][:n])):
+    for kind, picks in (("win", [j for j in order if diff[j] > TIE_TOLERANCE][:n]),
+                        ("loss", [j for j in order[::-1] if diff[j] < -TIE_TOLERANCE][:n])):
         for j in picks:
             qid = result.test.ids[j]
             rows.append({"kind": kind, "query_id": qid, "before": float(before[j]),
                          "after": float(after[j]), "change": float(diff[j]),
                          "query": (texts or {}).get(qid, "")})
     return rows
-
-
-def query_vectors(result: ExperimentResult, method: str, emb: np.ndarray) -> np.ndarray:
-    """Query vectors as ``method`` searches them (the adaptor maps queries; others use them as is)."""
-    est = result.methods[method].estimator
-    if method == "adaptor":
-        return est.transform_queries(emb)
-    return np.asarray(emb, dtype=np.float32)
-
-
-def ranked(result: ExperimentResult, method: str, queries: QuerySet, k: int = 10) -> np.ndarray:
-    """(n_queries, k) record rows ``method`` retrieves for ``queries``, best first (exact search)."""
-    res = result.methods[method]
-    return search(query_vectors(result, method, queries.emb), res.embeddings, k)[1]
 
 
 def topk_table(dataset: Dataset, queries: QuerySet, j: int, before: np.ndarray, after: np.ndarray,
@@ -154,7 +143,7 @@ def results_json(result: ExperimentResult, per_query: bool = True) -> bytes:
 
 def embeddings_zip(result: ExperimentResult, methods: list[str] | None = None) -> bytes:
     """A zip with ``<method>/corpus.npy`` (float32, what is searched) and ``<method>/corpus_ids.txt``
-    for each method (as the CLI's ``--save-embeddings``); ``adaptor/query_adaptor.npy`` too."""
+    for each method (as the CLI's ``--save-embeddings``), with each estimator's ``serving_files()``."""
     buf = io.BytesIO()
     ids = ("\n".join(result.dataset.corpus_ids) + "\n").encode("utf-8")
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:  # float data barely compresses
@@ -163,8 +152,8 @@ def embeddings_zip(result: ExperimentResult, methods: list[str] | None = None) -
                 continue
             zf.writestr(f"{name}/corpus.npy", npy_bytes(np.asarray(res.embeddings, np.float32)))
             zf.writestr(f"{name}/corpus_ids.txt", ids)
-            if name == "adaptor":
-                zf.writestr(f"{name}/query_adaptor.npy", npy_bytes(res.estimator.matrix_))
+            for extra, array in res.estimator.serving_files().items():
+                zf.writestr(f"{name}/{extra}", npy_bytes(array))
     return buf.getvalue()
 
 
@@ -174,15 +163,10 @@ def npy_bytes(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def reproduce_command(result: ExperimentResult, dataset_arg: str, *, seed: int = 0,
-                      val_frac: float = 0.1, test_frac: float = 0.2, splits_arg: str | None = None,
-                      ood_arg: str | None = None, out: str = "result.json") -> str:
-    """The ``nudge-explorer run`` command reproducing ``result`` (see :func:`cli.command_line`)."""
-    s = result.settings
-    return command_line(dataset_arg, model=result.dataset.model, methods=tuple(s.methods),
-                        seed=seed, splits=splits_arg, ood=ood_arg, gamma_m=s.gamma_m,
-                        gamma_n=s.gamma_n, gammas_n=s.gammas_n, val_k=s.val_k, val_frac=val_frac,
-                        test_frac=test_frac, out=out)
+def reproduce_command(spec: RunSpec, out: str = "result.json") -> str:
+    """The ``nudge-explorer run`` command that runs ``spec`` (a result's ``spec``) and writes
+    its results JSON to ``out``."""
+    return shlex.join(["nudge-explorer", *spec.to_argv(), "--out", out])
 
 
 def split_json(result: ExperimentResult) -> bytes:

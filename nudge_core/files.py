@@ -314,11 +314,3 @@ def remove_tree(path: Path) -> None:
     """Delete a temporary extraction folder, ignoring what is already gone."""
     if path.exists():
         shutil.rmtree(path, ignore_errors=True)
-
-
-def file_label(path: Path, root: Path) -> str:
-    """A short, stable label for messages: the path relative to the dataset root."""
-    try:
-        return os.path.relpath(path, root.parent)
-    except ValueError:  # pragma: no cover - different drives on Windows
-        return str(path)

@@ -12,54 +12,171 @@ Scores of a query q against e_i(γ) are therefore combinations of q·v_i, q·ĝ_
 :meth:`GammaPath.prepare` computes those once, :meth:`GammaPath.scores` then costs one
 elementwise pass per γ. That is what makes the γ search, the sensitivity sweep and the app's
 γ slider cheap.
+
+:class:`GammaBounds` states what γ a method allows (one place for NUDGE-N's γ <= 4);
+:class:`GammaSpec` is how a user sets γ (auto, fixed, range, grid), parsed strictly from text.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
-from .retrieval import normalize_rows, row_norms
+from .errors import SpecError
+from .retrieval import normalize_rows
 
-METHODS = ("nudge-m", "nudge-n")
+#: Most γ values a range or grid may hold (each is one validation pass).
+MAX_GRID = 10000
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+@dataclass(frozen=True)
+class GammaBounds:
+    """The γ a method accepts and how it is chosen by default.
+
+    ``low``/``high``: the allowed closed interval (``high`` may be inf); ``why``: the reason for
+    ``high``, quoted in errors; ``default_grid``: the grid searched when the user gives none
+    (None = the method finds γ exactly); ``sweep_high``: the top of the sensitivity page's
+    log-spaced grid.
+    """
+
+    low: float = 0.0
+    high: float = float("inf")
+    why: str = ""
+    default_grid: tuple[float, ...] | None = None
+    sweep_high: float = 10.0
+
+    def check(self, gamma: float, what: str = "gamma") -> float:
+        """``gamma`` as a float, or ValueError naming ``what`` and the allowed range."""
+        try:
+            gamma = float(gamma)
+        except (TypeError, ValueError):
+            raise ValueError(f"{what} must be a number, got {gamma!r}") from None
+        if not np.isfinite(gamma) or gamma < self.low:
+            raise ValueError(f"{what} must be a finite number >= {self.low:g}, got {gamma}")
+        if gamma > self.high:
+            raise ValueError(f"{what} must be in [{self.low:g}, {self.high:g}]{self.why}; got {gamma}")
+        return gamma
 
 
-def check_method(method: str) -> str:
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    return method
+#: NUDGE-M: any finite γ >= 0 (every pulled record moves by exactly γ).
+M_BOUNDS = GammaBounds(sweep_high=10.0)
+#: NUDGE-N: γ bounds ||e - v||² of unit vectors, which is at most 4; the reference's grid 0 … 0.48.
+N_BOUNDS = GammaBounds(high=4.0, why=" (it bounds the squared change of a unit vector, at most 4)",
+                       default_grid=tuple(0.02 * i for i in range(25)), sweep_high=4.0)
 
 
-def check_gamma(method: str, gamma: float) -> float:
-    """γ >= 0 for NUDGE-M; 0 <= γ <= 4 for NUDGE-N (γ bounds ||e - v||², at most 4 on the sphere)."""
-    gamma = float(gamma)
-    if not np.isfinite(gamma) or gamma < 0:
-        raise ValueError(f"gamma must be a finite number >= 0, got {gamma}")
-    if method == "nudge-n" and gamma > 4:
-        raise ValueError(f"NUDGE-N gamma bounds the squared change of a unit vector, so it must be "
-                         f"in [0, 4]; got {gamma}")
-    return gamma
+def parse_number(text: str, what: str) -> float:
+    """A finite decimal number, strictly: no underscores, hex, 'inf' or 'nan' (``float`` accepts
+    ``"0_1"`` as 1)."""
+    text = str(text).strip()
+    if not _NUMBER.fullmatch(text) or not np.isfinite(float(text)):
+        raise SpecError(f"{what}: expected a finite decimal number, got {text[:40]!r}")
+    return float(text)
+
+
+@dataclass(frozen=True)
+class GammaSpec:
+    """How a method's γ is set. ``mode``: "auto" (the method's own choice), "fixed" (``value``),
+    "range" (``start``:``stop``:``step``, stop included when on the grid) or "grid" (``values``,
+    searched in the order given)."""
+
+    mode: str = "auto"
+    value: float | None = None
+    start: float | None = None
+    stop: float | None = None
+    step: float | None = None
+    values: tuple[float, ...] | None = None
+
+    @classmethod
+    def parse(cls, text: str | float | None, what: str = "gamma") -> "GammaSpec":
+        """From the CLI's text: ``auto``, ``G``, ``START:STOP:STEP`` or ``G1,G2,...``."""
+        if text is None or (isinstance(text, str) and text.strip() == "auto"):
+            return cls()
+        if isinstance(text, (int, float, np.floating)) and not isinstance(text, bool):
+            return cls("fixed", value=parse_number(repr(float(text)), what))
+        text = str(text).strip()
+        if ":" in text:
+            parts = text.split(":")
+            if len(parts) != 3:
+                raise SpecError(f"{what}: expected START:STOP:STEP, got {text[:40]!r}")
+            start, stop, step = (parse_number(p, what) for p in parts)
+            return cls("range", start=start, stop=stop, step=step)
+        if "," in text:
+            return cls("grid", values=tuple(parse_number(p, what) for p in text.split(",")))
+        return cls("fixed", value=parse_number(text, what))
+
+    def __str__(self) -> str:
+        if self.mode == "fixed":
+            return repr(self.value)
+        if self.mode == "range":
+            return f"{self.start!r}:{self.stop!r}:{self.step!r}"
+        if self.mode == "grid":
+            return ",".join(repr(v) for v in self.values)
+        return "auto"
+
+    def grid(self) -> tuple[float, ...] | None:
+        """The γ values searched (a range expanded), or None for auto / fixed."""
+        if self.mode == "grid":
+            return self.values
+        if self.mode != "range":
+            return None
+        n = int(np.floor((self.stop - self.start) / self.step + 1e-9)) + 1
+        return tuple(round(self.start + i * self.step, 12) for i in range(n))
+
+    def check(self, bounds, what: str) -> None:
+        """Refuse what ``bounds`` (:class:`~nudge_core.gamma_path.GammaBounds`) does not allow."""
+        if self.mode not in ("auto", "fixed", "range", "grid"):
+            raise SpecError(f"{what}: mode must be auto, fixed, range or grid, got {self.mode!r}")
+        if self.mode == "range":
+            if not self.step > 0:
+                raise SpecError(f"{what}: the step must be > 0, got {self.step!r}")
+            if self.stop < self.start:
+                raise SpecError(f"{what}: the range runs from {self.start:g} down to {self.stop:g}; "
+                                "give START <= STOP")
+            n = np.floor((self.stop - self.start) / self.step + 1e-9) + 1
+            if n > MAX_GRID:
+                raise SpecError(f"{what}: {self} gives more than {MAX_GRID} γ values; use a larger step")
+            if n == 1 and self.stop > self.start:
+                raise SpecError(f"{what}: the step {self.step:g} is larger than the range "
+                                f"{self.start:g} … {self.stop:g}, so only γ = {self.start:g} would "
+                                "be tried; use a smaller step")
+        if self.mode == "grid" and not 0 < len(self.values) <= MAX_GRID:
+            raise SpecError(f"{what}: give between 1 and {MAX_GRID} γ values")
+        for g in ([self.value] if self.mode == "fixed" else self.grid() or ()):
+            try:
+                bounds.check(g, "γ")
+            except ValueError as exc:
+                raise SpecError(f"{what}: {exc}") from None
+
+    def estimator_kwargs(self) -> dict:
+        if self.mode == "fixed":
+            return {"gamma": self.value}
+        if self.mode in ("range", "grid"):
+            return {"gammas": self.grid()}
+        return {}
 
 
 @dataclass
 class GammaPath:
     """The γ-dependent embeddings of the *active* records (those answering a train/val query).
 
-    v: (m, d) float32 unit-norm originals; c: (m, d) float32 pulls (zero rows = never moved).
+    unit_norm: False = NUDGE-M's path, True = NUDGE-N's; v: (m, d) float32 unit-norm originals;
+    c: (m, d) float32 pulls (zero rows = never moved).
     """
 
-    method: str
+    unit_norm: bool
     v: np.ndarray
     c: np.ndarray
 
     def __post_init__(self) -> None:
-        check_method(self.method)
+        self.bounds = N_BOUNDS if self.unit_norm else M_BOUNDS
         self.v = np.ascontiguousarray(self.v, dtype=np.float32)
         self.c = np.ascontiguousarray(self.c, dtype=np.float32)
         self.pulled = np.any(self.c != 0, axis=1)
         self.c_hat = normalize_rows(self.c)
-        if self.method == "nudge-n":
+        if self.unit_norm:
             a = np.einsum("ij,ij->i", self.v, self.c)
             cc = np.einsum("ij,ij->i", self.c, self.c)
             b = np.sqrt(np.maximum(cc - a * a, 0)).astype(np.float32)
@@ -82,8 +199,8 @@ class GammaPath:
 
     def embed(self, gamma: float) -> np.ndarray:
         """(m, d) float32 fine-tuned embeddings of the active records at ``gamma``."""
-        gamma = check_gamma(self.method, gamma)
-        if self.method == "nudge-m":
+        gamma = self.bounds.check(gamma)
+        if not self.unit_norm:
             e = self.c_hat * np.float32(gamma)
             e += self.v
             return e
@@ -94,10 +211,6 @@ class GammaPath:
         e[at_c] = self.c_hat[at_c]
         return e
 
-    def shift(self, gamma: float) -> np.ndarray:
-        """(m,) float32 ||e_i(γ) - v_i|| (Euclidean distance moved)."""
-        return row_norms(self.embed(gamma) - self.v)
-
     def prepare(self, queries: np.ndarray, qv: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Per-query dot products with the path's directions; each (n_queries, m) float32.
 
@@ -106,14 +219,14 @@ class GammaPath:
         """
         q = np.ascontiguousarray(queries, dtype=np.float32)
         out = {"qv": q @ self.v.T if qv is None else qv, "qc": q @ self.c_hat.T}
-        if self.method == "nudge-n":
+        if self.unit_norm:
             out["qu"] = q @ self.u.T
         return out
 
     def scores(self, prepared: dict[str, np.ndarray], gamma: float) -> np.ndarray:
         """(n_queries, m) float32 inner products q·e_i(γ) from :meth:`prepare`'s output."""
-        gamma = check_gamma(self.method, gamma)
-        if self.method == "nudge-m":
+        gamma = self.bounds.check(gamma)
+        if not self.unit_norm:
             return prepared["qv"] + np.float32(gamma) * prepared["qc"]
         # Per-record coefficients: (α, β, 0) moving, (1, 0, 0) left at v, (0, 0, 1) at ĉ. Products
         # with 0 and 1 are exact, so this equals selecting q·v / q·ĉ columns, without fancy indexing.

@@ -30,13 +30,13 @@ def dcg_at_k(gains: np.ndarray, k: int) -> np.ndarray:
     return g @ _discounts(g.shape[1])
 
 
-def ndcg_at_k(gains: np.ndarray, ideal_grades: list[np.ndarray], k: int) -> np.ndarray:
-    """NDCG@k = DCG@k / IDCG@k, IDCG from the k largest grades of the query's relevant records."""
-    ideal = np.zeros((len(ideal_grades), k))
-    for j, grades in enumerate(ideal_grades):
-        top = np.sort(np.asarray(grades, dtype=np.float64))[::-1][:k]
-        ideal[j, :len(top)] = top
-    idcg = ideal @ _discounts(k)
+def ndcg_at_k(gains: np.ndarray, ideal: np.ndarray, k: int) -> np.ndarray:
+    """NDCG@k = DCG@k / IDCG@k. ``ideal``: (n_queries, m) each query's relevant grades sorted
+    descending, zero padded (:attr:`Relevance.ideal`); IDCG@k is the DCG of its first k."""
+    top = np.zeros((len(ideal), k))
+    width = min(k, ideal.shape[1])
+    top[:, :width] = ideal[:, :width]
+    idcg = top @ _discounts(k)
     dcg = dcg_at_k(gains, k)
     return np.divide(dcg, idcg, out=np.zeros_like(dcg), where=idcg > 0)
 
@@ -60,15 +60,6 @@ def hit_at_1(gains: np.ndarray) -> np.ndarray:
     return (gains[:, 0] > 0).astype(np.float64)
 
 
-def gains_of(top_rows: np.ndarray, queries: QuerySet) -> np.ndarray:
-    """(n_queries, K) grades of the retrieved rows (row -1 = nothing retrieved = 0)."""
-    gains = np.zeros(top_rows.shape, dtype=np.float64)
-    for j, (ans, grades) in enumerate(zip(queries.answers, queries.grades)):
-        lookup = dict(zip(ans.tolist(), grades.tolist()))
-        gains[j] = [lookup.get(int(r), 0.0) for r in top_rows[j]]
-    return gains
-
-
 def evaluate(top_rows: np.ndarray, queries: QuerySet, ks: tuple[int, ...] = KS) -> dict[str, np.ndarray]:
     """Per-query metrics for rows ranked best first: ``{"ndcg@10": (n,) array, ..., "hit@1": ...}``.
 
@@ -77,12 +68,12 @@ def evaluate(top_rows: np.ndarray, queries: QuerySet, ks: tuple[int, ...] = KS) 
     if top_rows.shape[1] < max(ks):
         pad = np.full((top_rows.shape[0], max(ks) - top_rows.shape[1]), -1, dtype=np.int64)
         top_rows = np.concatenate([top_rows, pad], axis=1)
-    gains = gains_of(top_rows, queries)
-    n_rel = np.array([len(a) for a in queries.answers])
+    rel = queries.relevance
+    gains = rel.gains(top_rows)
     out: dict[str, np.ndarray] = {}
     for k in ks:
-        out[f"ndcg@{k}"] = ndcg_at_k(gains, queries.grades, k)
-        out[f"recall@{k}"] = recall_at_k(gains, n_rel, k)
+        out[f"ndcg@{k}"] = ndcg_at_k(gains, rel.ideal, k)
+        out[f"recall@{k}"] = recall_at_k(gains, rel.n_relevant, k)
         out[f"mrr@{k}"] = mrr_at_k(gains, k)
     out["hit@1"] = hit_at_1(gains)
     return out

@@ -23,12 +23,11 @@ import scipy.sparse as sp
 
 from .data import QuerySet
 from .errors import DataError
-from .gamma_path import GammaPath, GammaScorer, check_gamma, m_intervals, sweep
+from .estimator import FineTuner, unit_records
+from .gamma_path import M_BOUNDS, N_BOUNDS, GammaBounds, GammaPath, GammaScorer, m_intervals, sweep
+from .index import ExactIndex, Index
 from .metrics import recall_at_k
-from .retrieval import merge_topk, normalize_rows, row_norms, search
-
-#: The reference's NUDGE-N grid: 0, 0.02, ..., 0.48.
-DEFAULT_N_GRID = tuple(0.02 * i for i in range(25))
+from .retrieval import merge_topk, row_norms
 
 
 @dataclass
@@ -73,56 +72,53 @@ def pulls(queries: np.ndarray, pair_query: np.ndarray, pair_record: np.ndarray,
     return np.asarray(incidence @ np.asarray(queries, np.float32), dtype=np.float32)
 
 
-def prepare_active(normalized: np.ndarray, train: QuerySet, val: QuerySet, k_fixed: int) -> ActiveSet:
-    """Active set of a fit; ``normalized`` is the (n, d) unit-norm corpus."""
+def prepare_active(index: Index, train: QuerySet, val: QuerySet, k_fixed: int) -> ActiveSet:
+    """Active set of a fit; ``index`` holds the (n, d) unit-norm corpus."""
     train_query, train_rows = train.pairs()
     val_query, val_rows = val.pairs()
     rows = np.unique(np.concatenate([train_rows, val_rows]))
     c = pulls(train.emb, train_query, np.searchsorted(rows, train_rows), len(rows))
-    fixed_scores, fixed_rows, qv = search(val.emb, normalized, k_fixed, exclude=rows,
-                                          excluded_scores=True)
-    return ActiveSet(rows, np.asarray(normalized[rows]), c, fixed_scores, fixed_rows, qv,
+    fixed_scores, fixed_rows, qv = index.search(val.emb, k_fixed, exclude=rows, excluded_scores=True)
+    return ActiveSet(rows, index.take(rows), c, fixed_scores, fixed_rows, qv,
                      val_query, np.searchsorted(rows, val_rows))
 
 
-class RecallAtK:
-    """Per-query recall@k (:func:`metrics.recall_at_k`) for many rankings of the same queries.
+class _NudgeBase(FineTuner):
+    """NUDGE-M and NUDGE-N: γ fixed, searched on ``gammas``, or (default) chosen on validation."""
 
-    ``pair_query``/``pair_row``: (n_pairs,) int, query j judges row r relevant (repeats count
-    once); rows are in [0, n_rows). The pairs are encoded once as sorted integers, so each call
-    finds the relevant ranks with one vectorised ``searchsorted`` (``metrics.gains_of`` would loop
-    over queries in Python for every γ).
-    """
+    unit_norm = False
+    bounds: GammaBounds = M_BOUNDS
 
-    def __init__(self, pair_query: np.ndarray, pair_row: np.ndarray, n_queries: int, n_rows: int,
-                 k: int) -> None:
-        self.k = k
-        self.n_rows = n_rows + 1  # code space includes row -1 (shifted to 0)
-        self.codes = np.unique(np.asarray(pair_query, np.int64) * self.n_rows
-                               + np.asarray(pair_row, np.int64) + 1)
-        self.n_relevant = np.bincount(self.codes // self.n_rows, minlength=n_queries)
+    def __init__(self, gamma: float | None = None,
+                 gammas: tuple[float, ...] | np.ndarray | None = None, val_k: int = 1) -> None:
+        self.gamma = gamma
+        self.gammas = gammas
+        self.val_k = val_k
 
-    def __call__(self, top_rows: np.ndarray) -> np.ndarray:
-        """top_rows: (n_queries, >= k) rows ranked best first (-1 = nothing). Returns (n,) float64."""
-        top = np.asarray(top_rows[:, :self.k], dtype=np.int64)
-        codes = np.arange(top.shape[0], dtype=np.int64)[:, None] * self.n_rows + top + 1
-        pos = np.minimum(np.searchsorted(self.codes, codes), max(len(self.codes) - 1, 0))
-        relevant = self.codes[pos] == codes if len(self.codes) else np.zeros(top.shape, bool)
-        return recall_at_k(relevant, self.n_relevant, self.k)
+    def _check_params(self) -> None:
+        if self.gamma is not None:
+            self.bounds.check(self.gamma, "gamma")
+        if self.gammas is not None:
+            if len(self.gammas) == 0:
+                raise ValueError("gammas is empty; give at least one γ to evaluate")
+            for g in self.gammas:
+                self.bounds.check(g, "every γ in gammas")
+        if not isinstance(self.val_k, (int, np.integer)) or isinstance(self.val_k, bool) \
+                or self.val_k < 1:
+            raise ValueError(f"val_k must be an integer >= 1, got {self.val_k!r}")
 
-
-class _NudgeBase:
-    method = ""
-    metric = ""
-
-    def _start(self, records: np.ndarray, train: QuerySet, val: QuerySet, k_fixed: int):
+    def _start(self, records: np.ndarray, train: QuerySet, val: QuerySet, k_fixed: int,
+               normalized: np.ndarray | None) -> None:
+        self._check_params()
         if records.ndim != 2:
             raise DataError(f"records must be a 2-D (n, d) matrix, got shape {records.shape}", "records")
         _check_queries(train, val, records.shape[1])
         self._t0 = time.perf_counter()
-        self.embeddings_ = normalize_rows(records)
-        self.active_ = prepare_active(self.embeddings_, train, val, k_fixed)
-        self.path_ = GammaPath(self.method, self.active_.v, self.active_.c)
+        # the moved rows are written into this copy
+        unit = unit_records(records) if normalized is None else normalized.copy()
+        self.index_ = ExactIndex(unit)
+        self.active_ = prepare_active(self.index_, train, val, k_fixed)
+        self.path_ = GammaPath(self.unit_norm, self.active_.v, self.active_.c)
 
     def _finish(self, gamma: float) -> None:
         act = self.active_
@@ -131,15 +127,20 @@ class _NudgeBase:
         e = self.path_.embed(self.gamma_)
         shift = row_norms(e - act.v)
         moved = shift > 0
-        self.embeddings_[act.rows[moved]] = e[moved]
+        self.index_.replace(act.rows[moved], e[moved])
         self.moved_ = act.rows[moved]
         self.shift_ = shift[moved].astype(np.float32)
         self.fit_seconds_ = time.perf_counter() - self._t0
 
+    @property
+    def embeddings_(self) -> np.ndarray:
+        """(n, d) float32 fine-tuned records (what :attr:`index_` searches)."""
+        return self.index_.vectors
+
     def scorer(self, queries: np.ndarray, k: int = 40) -> GammaScorer:
         """A :class:`GammaScorer` re-ranking ``queries`` (n, d) at any γ (top ``k`` at most)."""
         act = self.active_
-        fixed_scores, fixed_rows = search(queries, self.embeddings_, k, exclude=act.rows)
+        fixed_scores, fixed_rows = self.index_.search(queries, k, exclude=act.rows)
         return GammaScorer(self.path_, act.rows, queries, fixed_scores, fixed_rows)
 
     @property
@@ -147,41 +148,61 @@ class _NudgeBase:
         """(n_points, 2) float64: [γ, validation objective] at every γ evaluated."""
         return np.column_stack([self.curve_gammas_, self.curve_objective_])
 
+    def describe(self) -> dict:
+        return {"gamma_curve": [[float(g), float(o)] for g, o in self.gamma_curve_],
+                "validation_objective": float(self.objective_),
+                "moved_records": int(len(self.moved_)),
+                "mean_shift": float(self.shift_.mean()) if len(self.shift_) else 0.0}
+
 
 class NudgeM(_NudgeBase):
     """NUDGE-M: every pulled record moves by exactly γ toward its pull; inner-product retrieval.
 
     Parameters
     ----------
-    gamma: fixed γ >= 0, or None to choose it exactly on validation queries (interval sweep;
-        objective = share of validation queries whose top-1 is relevant).
+    gamma: fixed γ >= 0, or None to choose it on validation queries.
+    gammas: choose γ among these values only (the smallest best one, in the order given); None
+        (default) = exactly, over every γ >= 0 (interval sweep).
+    val_k: accepted for a uniform interface; the objective is hit@1 (must be 1).
 
-    Fitted attributes: ``gamma_``, ``objective_`` (validation top-1 accuracy at ``gamma_``),
-    ``curve_gammas_``/``curve_objective_`` (the step function at every sweep breakpoint),
-    ``embeddings_`` (n, d) float32 not unit norm, ``moved_`` (record rows), ``shift_`` (their
-    ||e - v||, all = γ), ``fit_seconds_``.
+    The validation objective is the share of validation queries whose top-1 record is relevant,
+    known exactly at every γ. Fitted attributes: ``gamma_``, ``objective_`` (the objective at
+    ``gamma_``), ``curve_gammas_``/``curve_objective_`` (the step function at every sweep
+    breakpoint), ``index_`` / ``embeddings_`` (n, d) float32 not unit norm, ``moved_`` (record
+    rows), ``shift_`` (their ||e - v||, all = γ), ``fit_seconds_``.
     """
 
-    method = "nudge-m"
-    metric = "ip"
+    unit_norm = False
+    bounds = M_BOUNDS
 
-    def __init__(self, gamma: float | None = None) -> None:
-        self.gamma = gamma
+    def _check_params(self) -> None:
+        super()._check_params()
+        if self.val_k != 1:
+            raise ValueError(f"val_k must be 1 for NUDGE-M (its objective is hit@1), got {self.val_k!r}")
 
-    def fit(self, records: np.ndarray, train: QuerySet, val: QuerySet) -> "NudgeM":
-        """records: (n, d) float32 (any norm; may be memory-mapped). Returns self."""
-        if self.gamma is not None:
-            check_gamma(self.method, self.gamma)
-        self._start(records, train, val, k_fixed=1)
+    def fit(self, records: np.ndarray, train: QuerySet, val: QuerySet, *,
+            normalized: np.ndarray | None = None) -> "NudgeM":
+        """records: (n, d) float32 (any norm; may be memory-mapped); ``normalized``: their
+        unit-norm copy when the caller has one (read only). Returns self."""
+        self._start(records, train, val, 1, normalized)
         act = self.active_
         prep = self.path_.prepare(val.emb, qv=act.qv)
         lo, hi = m_intervals(prep["qv"], prep["qc"], act.fixed_scores[:, 0], act.val_query,
                              act.val_local)
         best, self.curve_gammas_, counts = sweep(lo, hi)
         self.curve_objective_ = counts / len(val)
-        gamma = best if self.gamma is None else float(self.gamma)
-        self.objective_ = float(self.curve_objective_[np.searchsorted(self.curve_gammas_, gamma,
-                                                                      side="right") - 1])
+
+        def objective(g: float) -> float:
+            return float(self.curve_objective_[np.searchsorted(self.curve_gammas_, g,
+                                                               side="right") - 1])
+        if self.gamma is not None:
+            gamma = float(self.gamma)
+        elif self.gammas is not None:
+            grid = [float(g) for g in self.gammas]
+            gamma = grid[int(np.argmax(np.round([objective(g) for g in grid], 12)))]
+        else:
+            gamma = best
+        self.objective_ = objective(gamma)
         self._finish(gamma)
         return self
 
@@ -200,42 +221,28 @@ class NudgeN(_NudgeBase):
     (<= sqrt(γ)); ``embeddings_`` are unit norm.
     """
 
-    method = "nudge-n"
-    metric = "cos"
+    unit_norm = True
+    bounds = N_BOUNDS
 
-    def __init__(self, gamma: float | None = None, gammas: tuple[float, ...] | np.ndarray | None = None,
-                 val_k: int = 1) -> None:
-        self.gamma = gamma
-        self.gammas = gammas
-        self.val_k = val_k
-
-    def _grid(self) -> list[float]:
+    def fit(self, records: np.ndarray, train: QuerySet, val: QuerySet, *,
+            normalized: np.ndarray | None = None) -> "NudgeN":
+        """records: (n, d) float32 (any norm; may be memory-mapped); ``normalized``: their
+        unit-norm copy when the caller has one (read only). Returns self."""
+        self._start(records, train, val, self.val_k, normalized)
+        k = int(self.val_k)
         if self.gamma is not None:
-            return [check_gamma(self.method, self.gamma)]
-        grid = DEFAULT_N_GRID if self.gammas is None else self.gammas
-        grid = [check_gamma(self.method, g) for g in grid]
-        if not grid:
-            raise ValueError("gammas is empty; give at least one γ to evaluate")
-        return grid
-
-    def fit(self, records: np.ndarray, train: QuerySet, val: QuerySet) -> "NudgeN":
-        """records: (n, d) float32 (any norm; may be memory-mapped). Returns self."""
-        if not isinstance(self.val_k, (int, np.integer)) or self.val_k < 1:
-            raise ValueError(f"val_k must be an integer >= 1, got {self.val_k!r}")
-        grid = self._grid()
-        self._start(records, train, val, k_fixed=int(self.val_k))
+            grid = [float(self.gamma)]
+        else:
+            grid = [float(g) for g in (self.bounds.default_grid if self.gammas is None
+                                       else self.gammas)]
         act = self.active_
         prep = self.path_.prepare(val.emb, qv=act.qv)
-        recall = RecallAtK(act.val_query, act.val_local, len(val), len(act.rows), int(self.val_k))
-        active_cols = np.arange(len(act.rows))
-        fixed_cols = np.full(act.fixed_rows.shape, -1)
+        rel = val.relevance
         objectives = []
         for g in grid:
-            top = merge_topk(self.path_.scores(prep, g), active_cols, act.fixed_scores, fixed_cols,
-                             int(self.val_k))
-            objectives.append(float(recall(top).mean()))
-        objectives_arr = np.round(np.array(objectives), 12)
-        best = int(np.argmax(objectives_arr))  # first maximum = smallest γ in grid order
+            top = merge_topk(self.path_.scores(prep, g), act.rows, act.fixed_scores, act.fixed_rows, k)
+            objectives.append(float(recall_at_k(rel.gains(top), rel.n_relevant, k).mean()))
+        best = int(np.argmax(np.round(np.array(objectives), 12)))  # first max = smallest γ in order
         self.curve_gammas_ = np.array(grid, dtype=np.float64)
         self.curve_objective_ = np.array(objectives)
         self.objective_ = objectives[best]

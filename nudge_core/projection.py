@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .data import QuerySet
+from .progress import Progress
 from .retrieval import normalize_rows
 
 #: Held while a UMAP fit/transform runs: numba-parallel UMAPs must not overlap.
@@ -31,7 +31,6 @@ UMAP_LOCK = threading.Lock()
 DEFAULT_MAX_POINTS = 50000
 PROJECTIONS = ("umap", "pca")
 
-Progress = Callable[[float, str], None]
 
 #: Warm-up state shared by the process: status "idle" | "running" | "done" | "failed".
 WARM_UP: dict = {"status": "idle", "seconds": None, "error": None, "started": None}
@@ -87,12 +86,6 @@ def pull_counts(train: QuerySet, n_records: int) -> np.ndarray:
     for ans in train.answers:
         np.add.at(counts, np.unique(ans), 1)
     return counts
-
-
-def top_movers(moved_rows: np.ndarray, shift: np.ndarray, n: int) -> np.ndarray:
-    """Positions (into ``moved_rows``) of the ``n`` records that moved most, largest first."""
-    order = np.argsort(-np.asarray(shift), kind="stable")
-    return order[: max(0, int(n))]
 
 
 @dataclass

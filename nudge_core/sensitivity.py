@@ -14,24 +14,25 @@ plus a metric evaluation.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import registry
 from .data import Dataset, QuerySet
 from .metrics import KS, evaluate, mean_metrics
-from .nudge import NudgeM, NudgeN
+from .progress import Progress, or_silent
+from .runspec import MethodSettings, RunSpec
 from .splits import Split
 
-Progress = Callable[[float, str], None]
 PARTS = ("train", "val", "test", "ood")
-SWEEP_METHODS = ("nudge-m", "nudge-n")
 
 
 def log_grid(method: str, n: int = 25, low: float = 1e-3) -> np.ndarray:
-    """Log-spaced γ values: 1e-3 … 10 for NUDGE-M, 1e-3 … 4 for NUDGE-N (γ ≤ 4 on the sphere)."""
-    high = 10.0 if method == "nudge-m" else 4.0
+    """Log-spaced γ values from ``low`` to the method's ``sweep_high`` (registry: 10 for NUDGE-M,
+    4 for NUDGE-N, where γ <= 4 on the sphere)."""
+    high = registry.get(method).gamma.sweep_high
     return np.logspace(np.log10(low), np.log10(high), int(n))
 
 
@@ -43,7 +44,7 @@ class GammaRescorer:
     size.
     """
 
-    def __init__(self, estimator: NudgeM | NudgeN, queries: dict[str, QuerySet], k: int = max(KS)):
+    def __init__(self, estimator, queries: dict[str, QuerySet], k: int = max(KS)):
         self.estimator = estimator
         self.queries = {name: qs for name, qs in queries.items() if qs is not None and len(qs)}
         self.k = min(int(k), estimator.embeddings_.shape[0])
@@ -124,36 +125,30 @@ class SweepResult:
                             for m in self.values}}
 
 
-def _estimator(method: str, gamma: float) -> NudgeM | NudgeN:
-    return NudgeM(gamma) if method == "nudge-m" else NudgeN(gamma)
-
-
-def _searched_gamma(method: str, dataset: Dataset, train: QuerySet, val: QuerySet) -> float:
-    est = NudgeM() if method == "nudge-m" else NudgeN()
-    return float(est.fit(dataset.corpus_emb, train, val).gamma_)
-
-
-def sensitivity_sweep(dataset: Dataset, splits: Sequence[Split], *, ood: QuerySet | None = None,
-                      methods: Sequence[str] = SWEEP_METHODS, grids: dict[str, np.ndarray] | None = None,
+def sensitivity_sweep(dataset: Dataset, splits: Sequence[Split], spec: RunSpec, *,
+                      ood: QuerySet | None = None, grids: dict[str, np.ndarray] | None = None,
                       metric: str = "ndcg@10", with_chosen: bool = True,
                       progress: Progress | None = None) -> SweepResult:
-    """Evaluate ``metric`` on train/val/test/OOD queries over a γ grid for each method and split.
+    """Evaluate ``metric`` on train/val/test/OOD queries over a γ grid for each γ method of
+    ``spec`` and each split.
 
-    One fit per (method, split) at a fixed γ (the search is skipped; the scorer re-ranks at any γ).
-    OOD queries are ``split.ood`` (k-means protocol) when present, else ``ood``. With
-    ``with_chosen`` the γ that the validation search picks is fitted too and reported in
-    ``chosen[method]`` (one per split).
+    One fit per (method, split) at a fixed γ (the search is skipped; the scorer re-ranks at any γ),
+    with the spec's other settings. OOD queries are ``split.ood`` (k-means protocol) when present,
+    else ``ood``. With ``with_chosen`` each method is also fitted with the spec's own γ setting
+    (automatic, fixed, range or grid) and the γ it ends with is reported in ``chosen[method]``
+    (one per split).
     """
-    report = progress or (lambda f, m: None)
+    report = or_silent(progress)
     t0 = time.perf_counter()
-    methods = [m for m in methods if m in SWEEP_METHODS]
+    methods = [m for m in spec.methods if registry.get(m.name).gamma is not None]
     if not methods:
-        raise ValueError(f"methods must include one of {SWEEP_METHODS}")
+        raise ValueError(f"the run spec must include a method with a γ: {', '.join(registry.gamma_methods())}")
     if not splits:
         raise ValueError("give at least one split")
-    grids = {m: np.asarray((grids or {}).get(m, log_grid(m)), dtype=np.float64) for m in methods}
-    values: dict[str, dict[str, list[np.ndarray]]] = {m: {} for m in methods}
-    chosen: dict[str, list[float]] = {m: [] for m in methods}
+    grids = {m.name: np.asarray((grids or {}).get(m.name, log_grid(m.name)), dtype=np.float64)
+             for m in methods}
+    values: dict[str, dict[str, list[np.ndarray]]] = {m.name: {} for m in methods}
+    chosen: dict[str, list[float]] = {m.name: [] for m in methods}
     total = len(methods) * len(splits)
     step = 0
     for split in splits:
@@ -162,16 +157,18 @@ def sensitivity_sweep(dataset: Dataset, splits: Sequence[Split], *, ood: QuerySe
         extra = dataset.queries(split.ood) if split.ood else ood
         if extra is not None and len(extra):
             sets["ood"] = extra
-        for method in methods:
-            report(step / total, f"{method}: fitting and scoring ({split.description or 'split'})")
-            est = _estimator(method, float(grids[method][0])).fit(dataset.corpus_emb, sets["train"],
-                                                                  sets["val"])
+        for settings in methods:
+            name = settings.name
+            report(step / total, f"{name}: fitting and scoring ({split.description or 'split'})")
+            at = MethodSettings(name, float(grids[name][0]), settings.params)
+            est = at.build().fit(dataset.corpus_emb, sets["train"], sets["val"])
             rescorer = GammaRescorer(est, sets)
             for part in sets:
-                curve = np.array([rescorer.metrics(g, part)[metric] for g in grids[method]])
-                values[method].setdefault(part, []).append(curve)
+                curve = np.array([rescorer.metrics(g, part)[metric] for g in grids[name]])
+                values[name].setdefault(part, []).append(curve)
             if with_chosen:
-                chosen[method].append(_searched_gamma(method, dataset, sets["train"], sets["val"]))
+                searched = settings.build().fit(dataset.corpus_emb, sets["train"], sets["val"])
+                chosen[name].append(float(searched.gamma_))
             step += 1
     report(1.0, "done")
     return SweepResult(metric, grids, {m: {p: np.vstack(v) for p, v in parts.items()}

@@ -10,6 +10,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
+#: Per-query changes within this of zero count as ties (floating-point noise, not a change).
+TIE_TOLERANCE = 1e-9
+
 
 def paired_comparison(before: np.ndarray, after: np.ndarray, *, n_resamples: int = 2000,
                       confidence: float = 0.95, seed: int = 0) -> dict[str, float]:
@@ -17,8 +20,8 @@ def paired_comparison(before: np.ndarray, after: np.ndarray, *, n_resamples: int
 
     Returns ``before``, ``after`` (means), ``delta`` (mean of after - before), ``ci_low``/
     ``ci_high`` (bootstrap interval of delta), ``p_value`` (two-sided randomization test of
-    delta = 0) and ``wins``/``losses``/``ties`` (queries where after >, <, = before, with a 1e-9
-    tolerance).
+    delta = 0) and ``wins``/``losses``/``ties`` (queries where after >, <, = before, within
+    :data:`TIE_TOLERANCE`).
     """
     before = np.asarray(before, dtype=np.float64)
     after = np.asarray(after, dtype=np.float64)
@@ -28,8 +31,8 @@ def paired_comparison(before: np.ndarray, after: np.ndarray, *, n_resamples: int
     diff = after - before
     out = {"before": float(before.mean()), "after": float(after.mean()),
            "delta": float(diff.mean()),
-           "wins": int((diff > 1e-9).sum()), "losses": int((diff < -1e-9).sum()),
-           "ties": int((np.abs(diff) <= 1e-9).sum()), "n": int(len(diff))}
+           "wins": int((diff > TIE_TOLERANCE).sum()), "losses": int((diff < -TIE_TOLERANCE).sum()),
+           "ties": int((np.abs(diff) <= TIE_TOLERANCE).sum()), "n": int(len(diff))}
     if len(diff) < 2 or np.allclose(diff, diff[0]):
         out.update(ci_low=float(diff.mean()), ci_high=float(diff.mean()),
                    p_value=1.0 if np.allclose(diff, 0) else float("nan"))

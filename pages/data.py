@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import streamlit as st
 
-from nudge_core import DataError
+from explorer_app import runs, session, sources
+from explorer_app.uploads import LOOSE_HELP
 from nudge_core.exports import dataset_facts
-from nudge_core.uploads import (LOOSE_HELP, content_hash, folder_hash, load_uploaded_dataset,
-                                load_uploaded_queries)
-from pages import common
 
-common.ensure_app()
+session.boot()
 
 st.title("1 · Data")
 st.markdown(
@@ -25,67 +22,39 @@ st.markdown(
 
 ss = st.session_state
 src = ss.source
-example = common.example_path()
+example = sources.example_path()
 KINDS = {"bundled": "Bundled example", "path": "Dataset folder on the server", "upload": "Upload"}
 kind = st.radio("Where is the data?", list(KINDS), format_func=KINDS.get, horizontal=True,
                 index=list(KINDS).index(src["kind"]))
 
 if kind == "bundled":
-    st.caption(f"The bundled example lives at `{common._cli_path(example)}`.")
+    st.caption(f"The bundled example lives at `{sources.cli_path(example)}`.")
     if src["kind"] != "bundled":
-        ss.source = {"kind": "bundled", "path": str(example), "model": None,
-                     "label": f"bundled example ({example.name})", "cli_arg": common._cli_path(example)}
+        sources.use_bundled()
 elif kind == "path":
     default = src["path"] if src["kind"] == "path" else ""
     path = st.text_input("Folder (or .zip) on the server", value=default,
                          placeholder="/data/my-dataset")
-    models = common.models_at(path) if path else []
+    models = sources.models_at(path) if path else []
     model = st.selectbox("Embedding set", models) if len(models) > 1 else None
     if st.button("Load folder", type="primary", disabled=not path):
-        try:
-            if not Path(path).exists():
-                raise DataError("no such file or folder", path)
-            ds = common._load_path(folder_hash(path), path, model)
-            ss.source = {"kind": "path", "path": path, "model": model, "key": folder_hash(path),
-                         "label": f"{Path(path).name} (server folder)", "cli_arg": path}
-            ss.load_error = None
-        except DataError as exc:
-            ss.load_error = str(exc)
+        sources.use_server_folder(path, model)
 else:
     st.markdown(f"Upload **one .zip** of a dataset folder (layout: `qrels/*.tsv`, "
                 f"`emb/<model>/corpus.npy`, `queries.npy`, `corpus_ids.txt`, `query_ids.txt`, "
                 f"optional `corpus.jsonl`, `queries.jsonl`) **or loose files**: {LOOSE_HELP}. "
-                f"Each file may be up to **{common.upload_limit_mb()} MB**. Uploads stay private to "
+                f"Each file may be up to **{sources.upload_limit_mb()} MB**. Uploads stay private to "
                 "this browser session.")
     files = st.file_uploader("Dataset files", accept_multiple_files=True, key="dataset_upload",
                              type=["zip", "npy", "txt", "tsv", "jsonl", "gz"])
     if files:
-        items = [(f.name, f.getvalue()) for f in files]
-        key = content_hash(items)
-        if not ss.upload or ss.upload["key"] != key:
-            folder = common.session_dir() / key[:16]
-            try:
-                ds = load_uploaded_dataset(items, folder)
-                if ss.upload:
-                    common.discard_upload_folder(ss.upload["folder"])
-                ss.upload = {"key": key, "dataset": ds, "name": ds.name, "folder": str(folder)}
-                ss.source = {"kind": "upload", "path": None, "model": None, "key": key,
-                             "label": f"upload: {ds.name}", "cli_arg": f"<your {ds.name} folder>"}
-                ss.load_error = None
-            except DataError as exc:
-                from nudge_core.uploads import tidy_message
-                ss.load_error = tidy_message(str(exc), folder)
-                common.discard_upload_folder(folder)
-        elif ss.source["kind"] != "upload":
-            ss.source = {"kind": "upload", "path": None, "model": None, "key": key,
-                         "label": f"upload: {ss.upload['name']}",
-                         "cli_arg": f"<your {ss.upload['name']} folder>"}
+        sources.use_dataset_upload(files)
 
 if ss.load_error:
     st.error(ss.load_error, icon=":material/error:")
     st.caption("The previous dataset stays in use until a valid one loads.")
 
-ds, src = common.current_dataset()
+ds, src = sources.current_dataset()
 if ds is None:
     st.stop()
 
@@ -93,7 +62,7 @@ st.subheader("Validation report")
 st.success(f"Loaded **{src['label']}**: {ds.n_records:,} records of dimension {ds.dim}, "
            f"{len(ds.labelled_ids):,} labelled queries, model `{ds.model}`.", icon=":material/check_circle:")
 for note in ds.notes:
-    st.info(note.replace(str(common.ROOT) + "/", ""), icon=":material/info:")
+    st.info(note.replace(str(sources.ROOT) + "/", ""), icon=":material/info:")
 
 st.subheader("How queries are split")
 cfg = dict(ss.split_cfg)
@@ -125,7 +94,7 @@ with c1:
             st.warning("No split file yet; using the paper protocol until one is uploaded.")
 with c2:
     OODS = {"none": "No OOD check", "kmeans": "k-means split (2 clusters of training queries)"}
-    if common.bundled_ood_dir(src) is not None:
+    if sources.bundled_ood_dir(src) is not None:
         OODS["bundled"] = "The dataset's OOD query set (ood/ folder)"
     OODS["upload"] = "Upload an OOD query set"
     if cfg["ood"] not in OODS:
@@ -141,23 +110,9 @@ with c2:
         files = st.file_uploader("OOD query set", accept_multiple_files=True, key="ood_upload_w",
                                  type=["zip", "npy", "txt", "tsv", "jsonl"])
         if files:
-            items = [(f.name, f.getvalue()) for f in files]
-            key = content_hash(items)
-            current = ss.ood_upload
-            if not current or current["key"] != key or current["data_key"] != common.data_key():
-                folder = common.session_dir() / ("ood-" + key[:16])
-                common.discard_upload_folder(folder)  # never write over files a result may map
-                if current and current.get("folder") != str(folder):
-                    common.discard_upload_folder(current.get("folder"))  # replaced either way
-                try:
-                    extra = load_uploaded_queries(items, folder, ds)
-                    ss.ood_upload = {"key": key, "queries": extra, "data_key": common.data_key(),
-                                     "folder": str(folder)}
-                except DataError as exc:
-                    from nudge_core.uploads import tidy_message
-                    ss.ood_upload = None
-                    st.error(tidy_message(str(exc), folder), icon=":material/error:")
-                    common.discard_upload_folder(folder)
+            error = sources.use_ood_upload(files, ds)
+            if error:
+                st.error(error, icon=":material/error:")
         if ss.ood_upload:
             st.success(f"OOD set: {len(ss.ood_upload['queries'].queries)} labelled queries.")
 effective = dict(cfg)
@@ -165,10 +120,10 @@ if effective["mode"] == "file" and effective.get("split_obj") is None:
     effective["mode"] = "paper"
 ss.split_cfg = effective
 
-split = common.current_split(ds)
+split = runs.current_split(ds)
 st.subheader("Dataset facts")
 texts = None
-if not ds.corpus_text and common.text_lookup(ds, src) is not None:
+if not ds.corpus_text and sources.text_lookup(ds, src) is not None:
     texts = "rebuilt from the running Python's docstrings"
 facts = dataset_facts(ds, split, texts)
 st.dataframe(facts, hide_index=True, width="stretch", height=35 * (len(facts) + 1) + 3)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import streamlit as st
 
+from explorer_app import runs, session, sources
+from explorer_app.figures import (delta_figure, figures_html, gamma_curve_figure,
+                                  metrics_by_k_figure, ood_figure, per_query_scatter)
+from nudge_core import registry
 from nudge_core.exports import (comparison_rows, embeddings_zip, ood_rows, per_query_csv,
                                 reproduce_command, results_json, split_json)
-from nudge_core.figures import (delta_figure, figures_html, gamma_curve_figure, label,
-                                metrics_by_k_figure, ood_figure, per_query_scatter)
-from pages import common
+from nudge_core.registry import REFERENCE, label
 
-common.ensure_app()
+session.boot()
 
 st.title("7 · Export")
 st.markdown(
@@ -18,26 +20,16 @@ st.markdown(
     "(NUDGE-M's are searched by inner product, the others by cosine). The results JSON is exactly "
     "what the command-line tool writes, and the command below reproduces this run.")
 
-result = common.require_result()
-ds, src = common.current_dataset()
-cfg = st.session_state.split_cfg
+result = runs.require_result()
+ds, src = sources.current_dataset()
 name = ds.name.replace(" ", "_")
 
-splits_arg = "splits.json" if cfg["mode"] != "paper" else None
-ood_arg = None
-if cfg["ood"] == "kmeans":
-    ood_arg = "kmeans"
-elif result.ood is not None:
-    ood_arg = result.ood_source if cfg["ood"] == "bundled" else "<your OOD query-set folder>"
-if splits_arg and cfg["ood"] == "kmeans":
-    ood_arg = None  # the downloaded split file already holds the k-means OOD queries
-command = reproduce_command(result, src["cli_arg"], seed=cfg["seed"], val_frac=cfg["val_frac"],
-                            test_frac=cfg["test_frac"], splits_arg=splits_arg, ood_arg=ood_arg,
-                            out=f"{name}-result.json")
+spec = runs.cli_spec(result.spec)
+command = reproduce_command(spec, out=f"{name}-result.json")
 st.subheader("Reproduce on the command line")
 st.code(command, language="bash", wrap_lines=True)
-if splits_arg:
-    st.caption("Save the split file below as `splits.json` next to where you run the command.")
+if spec.split.mode == "file":
+    st.caption(f"Save the split file below as `{spec.split.file}` next to where you run the command.")
 
 st.subheader("Downloads")
 st.caption("Files are built when you click.")
@@ -47,18 +39,18 @@ methods = [m for m in result.methods]
 
 def all_figures() -> bytes:
     figs = {"Test NDCG@k": metrics_by_k_figure({m: r.metrics for m, r in result.methods.items()})}
-    compared = {m: r.comparison for m, r in result.methods.items() if m != "none"}
+    compared = {m: r.comparison for m, r in result.methods.items() if m != REFERENCE}
     if compared:
         figs["Change with 95% interval"] = delta_figure(compared)
-    nudges = [m for m in ("nudge-m", "nudge-n") if m in result.methods]
+    nudges = [m for m in result.methods if registry.get(m).gamma is not None]
     if nudges:
         figs["γ curve"] = gamma_curve_figure(
             {m: (result.methods[m].estimator.curve_gammas_,
                  result.methods[m].estimator.curve_objective_) for m in nudges},
             {m: result.methods[m].gamma for m in nudges})
-    for m in [m for m in methods if m != "none"]:
+    for m in [m for m in methods if m != REFERENCE]:
         figs[f"Per query: {label(m)}"] = per_query_scatter(
-            result.methods["none"].per_query["ndcg@10"], result.methods[m].per_query["ndcg@10"],
+            result.methods[REFERENCE].per_query["ndcg@10"], result.methods[m].per_query["ndcg@10"],
             result.test.ids, m)
     if result.ood is not None:
         figs["OOD"] = ood_figure(ood_rows(result))
@@ -66,7 +58,7 @@ def all_figures() -> bytes:
 
 
 with c1:
-    chosen = st.multiselect("Embeddings of", methods, default=[m for m in methods if m != "none"],
+    chosen = st.multiselect("Embeddings of", methods, default=[m for m in methods if m != REFERENCE],
                             format_func=label)
     st.download_button("Fine-tuned embeddings (.zip of .npy + ids)",
                        lambda: embeddings_zip(result, chosen), file_name=f"{name}-embeddings.zip",

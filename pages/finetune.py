@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import streamlit as st
 
-from nudge_core.figures import gamma_curve_figure, label
-from pages import common
+from explorer_app import runs, session
+from explorer_app.figures import gamma_axis, gamma_curve_figure
+from nudge_core import registry
+from nudge_core.registry import label
+from nudge_core.runspec import SpecError
 
-common.ensure_app()
+session.boot()
 
 st.title("2 · Fine-tune")
 st.markdown(
@@ -18,44 +23,53 @@ st.markdown(
     "best γ (dashed line). The sliders re-score the test queries at any other γ instantly.")
 
 ss = st.session_state
-cfg = dict(ss.settings_cfg)
+cfg = copy.deepcopy(ss.settings_cfg)
+MODES = ["automatic", "fixed", "range"]
 with st.form("settings"):
-    c1, c2, c3 = st.columns([1.3, 1, 1.3])
+    gamma_methods = registry.gamma_methods()
+    c1, *gamma_cols = st.columns([1.3] + [1.2] * len(gamma_methods))
     with c1:
         cfg["methods"] = st.multiselect(
-            "Methods (no fine-tuning is always included)", ["adaptor", "nudge-m", "nudge-n"],
-            default=cfg["methods"], format_func=label)
-        cfg["val_k"] = int(st.number_input("NUDGE-N validation recall@k (val_k)", 1, 40,
-                                           int(cfg["val_k"])))
-    with c2:
-        cfg["gamma_m_mode"] = st.radio("NUDGE-M γ", ["automatic", "fixed"],
-                                       index=["automatic", "fixed"].index(cfg["gamma_m_mode"]),
-                                       horizontal=True)
-        cfg["gamma_m"] = float(st.number_input("fixed NUDGE-M γ (≥ 0)", 0.0, 100.0,
-                                               float(cfg["gamma_m"]), 0.01, format="%.4f"))
-    with c3:
-        modes = ["automatic", "fixed", "range"]
-        cfg["gamma_n_mode"] = st.radio("NUDGE-N γ", modes, index=modes.index(cfg["gamma_n_mode"]),
-                                       horizontal=True,
-                                       help="automatic = the paper's grid 0, 0.02, …, 0.48")
-        cfg["gamma_n"] = float(st.number_input("fixed NUDGE-N γ (0 … 4)", 0.0, 4.0,
-                                               float(cfg["gamma_n"]), 0.01, format="%.4f"))
-        lo, hi, step = cfg["range"]
-        r1, r2, r3 = st.columns(3)
-        lo = r1.number_input("from", 0.0, 4.0, float(lo), 0.01)
-        hi = r2.number_input("to", 0.0, 4.0, float(hi), 0.01)
-        step = r3.number_input("step", 0.001, 4.0, float(step), 0.01, format="%.3f")
-        cfg["range"] = [float(lo), float(max(hi, lo)), float(step)]
+            "Methods (no fine-tuning is always included)",
+            [n for n in registry.names() if n != registry.REFERENCE],
+            default=[m for m in cfg["methods"] if m in registry.names()], format_func=label)
+        for name in registry.names():
+            for p in registry.get(name).params:
+                cfg["params"].setdefault(name, {})[p.name] = int(st.number_input(
+                    f"{label(name)}: {p.help}", p.minimum, None,
+                    int(cfg["params"].get(name, {}).get(p.name, p.default)), key=f"param_{name}_{p.name}"))
+    for col, name in zip(gamma_cols, gamma_methods):
+        bounds = registry.get(name).gamma
+        high = bounds.high if np.isfinite(bounds.high) else None
+        g = cfg["gamma"][name]
+        auto = ("the grid " + ", ".join(f"{x:g}" for x in bounds.default_grid[:2]) + f", …, "
+                f"{bounds.default_grid[-1]:g}" if bounds.default_grid else "exact, over every γ")
+        with col:
+            g["mode"] = st.radio(f"{label(name)} γ", MODES, index=MODES.index(g["mode"]),
+                                 horizontal=True, help=f"automatic = {auto}", key=f"mode_{name}")
+            limits = f"{bounds.low:g} … {bounds.high:g}" if high else f"≥ {bounds.low:g}"
+            g["value"] = float(st.number_input(f"fixed {label(name)} γ ({limits})", bounds.low, high,
+                                               float(g["value"]), 0.01, format="%.4f",
+                                               key=f"value_{name}"))
+            r1, r2, r3 = st.columns(3)
+            lo, hi, step = g["range"]
+            g["range"] = [float(r1.number_input("from", bounds.low, high, float(lo), 0.01, key=f"lo_{name}")),
+                          float(r2.number_input("to", bounds.low, high, float(hi), 0.01, key=f"hi_{name}")),
+                          float(r3.number_input("step", 0.0001, high, float(step), 0.01, format="%.4f",
+                                                key=f"step_{name}"))]
     submitted = st.form_submit_button("Fit", type="primary")
 if submitted:
     if not cfg["methods"]:
         st.error("Choose at least one method.")
-    elif cfg["gamma_n_mode"] == "range" and (cfg["range"][1] - cfg["range"][0]) / cfg["range"][2] > 2000:
-        st.error("That γ range has more than 2000 points; use a larger step.")
     else:
-        ss.settings_cfg = cfg
+        try:
+            for name in cfg["methods"]:
+                runs.method_settings(cfg, name)  # the engine's own checks, before anything runs
+            ss.settings_cfg = cfg
+        except SpecError as exc:
+            st.error(str(exc), icon=":material/error:")
 
-result = common.require_result()
+result = runs.require_result()
 
 rows = []
 for name, res in result.methods.items():
@@ -69,21 +83,26 @@ st.caption(f"Whole run: {result.seconds:.2f} s. Split: {result.split.description
            f"{len(result.split.train)} train, {len(result.split.val)} validation, "
            f"{len(result.test)} test queries.")
 
-nudges = [m for m in ("nudge-m", "nudge-n") if m in result.methods]
+nudges = [m for m in result.methods if registry.get(m).gamma is not None]
 if not nudges:
-    st.info("Choose NUDGE-M or NUDGE-N to see the γ curve.")
+    st.info("Choose " + " or ".join(label(m) for m in registry.gamma_methods())
+            + " to see the γ curve.")
     st.stop()
 
 st.subheader("Re-score at any γ")
 current, cols = {}, st.columns(len(nudges))
+run_key = runs.run_key()
 for col, m in zip(cols, nudges):
     res = result.methods[m]
-    top = 4.0 if m == "nudge-n" else float(max(1.0, 4 * (res.gamma or 0)))
+    high = registry.get(m).gamma.high
+    top = float(high) if np.isfinite(high) else float(max(1.0, 4 * (res.gamma or 0)))
+    if ss.get(f"slider_run_{m}") != run_key:  # a new fit: the slider starts at its chosen γ
+        ss[f"slider_run_{m}"] = run_key
+        ss[f"slider_{m}"] = float(min(res.gamma, top))
     with col:
-        g = st.slider(f"{label(m)} γ", 0.0, top, float(min(res.gamma, top)), top / 400,
-                      format="%.3f", key=f"slider_{m}")
+        g = st.slider(f"{label(m)} γ", 0.0, top, step=top / 400, format="%.3f", key=f"slider_{m}")
         current[m] = g
-        metrics, seconds = common.rescorer(result, m).timed_metrics(g)
+        metrics, seconds = runs.rescorer(result, m).timed_metrics(g)
         a, b = st.columns(2)
         a.metric("test NDCG@10", f"{metrics['ndcg@10']:.4f}",
                  f"{metrics['ndcg@10'] - res.metrics['ndcg@10']:+.4f} vs chosen γ")
@@ -100,11 +119,9 @@ test_curves = None
 if show_test:
     test_curves = {}
     for m in nudges:
-        g = curves[m][0]
-        hi = max(float(np.nanmax(g[np.isfinite(g)])) if len(g) else 1.0, 3 * chosen[m], 0.5)
-        grid = np.linspace(0, min(hi, 4.0) if m == "nudge-n" else hi, 120)
-        test_curves[m] = (grid, common.test_curve(result, m, grid))
+        grid = np.linspace(*gamma_axis(curves[m][0], chosen[m]), 120)  # sampled where the axis is
+        test_curves[m] = (grid, runs.test_curve(result, m, grid))
 st.plotly_chart(gamma_curve_figure(curves, chosen, test_curves, current), width="stretch")
-st.caption("NUDGE-M's objective is exact at every γ (a step function: it changes only where some "
-           "validation query's top record changes). NUDGE-N is evaluated on its grid.")
+for m in nudges:
+    st.caption(f"{label(m)}'s validation objective: {registry.get(m).objective}.")
 st.page_link("pages/results.py", label="Next: results", icon=":material/arrow_forward:")

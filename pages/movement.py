@@ -7,12 +7,14 @@ import time
 
 import streamlit as st
 
-from nudge_core.exports import ranked
-from nudge_core.figures import label, movement_figure
+from explorer_app import runs, session, sources
+from explorer_app.figures import movement_figure
+from explorer_app.widgets import ProgressSlot
+from nudge_core import registry
 from nudge_core.projection import DEFAULT_MAX_POINTS, WARM_UP, positions, pull_counts
-from pages import common
+from nudge_core.registry import REFERENCE, label
 
-common.ensure_app()
+session.boot()
 
 st.title("5 · Movement")
 st.markdown(
@@ -22,11 +24,12 @@ st.markdown(
     "original records only and the moved ones are placed with the *same* mapping, so unmoved "
     "records stay put and every arrow is drawn in one frame.")
 
-result = common.require_result()
-ds, src = common.current_dataset()
-nudges = [m for m in ("nudge-n", "nudge-m") if m in result.methods]
+result = runs.require_result()
+ds, src = sources.current_dataset()
+nudges = [m for m in reversed(result.methods) if registry.get(m).gamma is not None]
 if not nudges:
-    st.info("Fit NUDGE-M or NUDGE-N on the **Fine-tune** page to see how records move.")
+    st.info("Fit " + " or ".join(label(m) for m in registry.gamma_methods())
+            + " on the **Fine-tune** page to see how records move.")
     st.stop()
 
 c1, c2, c3, c4 = st.columns(4)
@@ -59,22 +62,16 @@ if projection == "umap" and WARM_UP["status"] in ("starting", "running"):
             time.sleep(1.0)
         status.update(label="UMAP is ready", state="complete", expanded=False)
 
-box = st.empty()
-
-
-def progress(fraction: float, message: str) -> None:
-    box.progress(min(1.0, fraction), text=message)
-
-
+progress = ProgressSlot()
 try:
     with st.spinner(f"Computing the {projection.upper()} map…"):
-        lay = common.layout(result, method, projection, max_points, n_epochs, progress)
+        lay = runs.layout(result, method, projection, max_points, n_epochs, progress)
 except (ValueError, MemoryError, ImportError) as exc:
-    box.empty()
+    progress.clear()
     st.error(f"The {projection.upper()} map could not be computed ({type(exc).__name__}: {exc}); "
              "try the PCA map or fewer records.", icon=":material/error:")
     st.stop()
-box.empty()
+progress.clear()
 
 res = result.methods[method]
 est = res.estimator
@@ -89,9 +86,8 @@ qid = st.selectbox("Test query", ids, format_func=lambda q: q if q == "(none)" e
 highlight = None
 if qid != "(none)":
     j = result.test.ids.index(qid)
-    one = result.test.subset([j])
-    before = ranked(result, "none", one, 10)[0]
-    after = ranked(result, method, one, 10)[0]
+    before = result.methods[REFERENCE].test_top[j, :10]
+    after = result.methods[method].test_top[j, :10]
     highlight = {"relevant records": positions(lay, result.test.answers[j], after=True),
                  "top-10 before": positions(lay, before),
                  "top-10 after": positions(lay, after, after=True),

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
+from explorer_app import runs, session
+from explorer_app.figures import ood_figure
+from nudge_core.registry import label
 from nudge_core.exports import metrics_rows, ood_rows
-from nudge_core.figures import label, ood_figure
-from pages import common
 
-common.ensure_app()
+session.boot()
 
 st.title("4 · Out-of-distribution")
 st.markdown(
@@ -23,7 +24,7 @@ if st.session_state.split_cfg["ood"] == "none":
             "OOD query set (when it has one) or upload your own.")
     st.page_link("pages/data.py", label="Go to Data", icon=":material/arrow_back:")
     st.stop()
-result = common.require_result()
+result = runs.require_result()
 if result.ood is None:
     st.warning("The chosen OOD query set is not loaded yet (upload it on the **Data** page).")
     st.stop()

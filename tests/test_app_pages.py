@@ -7,6 +7,7 @@ The app is pointed at the dataset with $NUDGE_EXAMPLE; UMAP's background warm-up
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -126,8 +127,25 @@ def test_finetune_fixed_and_range_gamma_and_slider():
     assert not at.exception, [e.value for e in at.exception]
     rows = at.dataframe[0].value.set_index("method")
     assert rows.loc["NUDGE-M", "γ"] == pytest.approx(0.05)
-    assert at.session_state.settings_cfg["gamma_n_mode"] == "range"
+    assert at.session_state.settings_cfg["gamma"]["nudge-n"]["mode"] == "range"
+    # a new fit puts each slider back at that fit's chosen γ (it kept the old one before)
+    assert at.slider(key="slider_nudge-m").value == pytest.approx(0.05)
     goto(at, "pages/results.py")
+
+
+@pytest.mark.parametrize("lo, hi, step, words", [(0.3, 0.1, 0.01, "runs from 0.3 down to 0.1"),
+                                                 (0.0, 0.1, 0.5, "step 0.5 is larger than the range")])
+def test_finetune_refuses_a_bad_range(lo, hi, step, words):
+    at = new_app()
+    goto(at, "pages/finetune.py")
+    before = at.session_state.settings_cfg
+    {r.label: r for r in at.radio}["NUDGE-N γ"].set_value("range")
+    at.number_input(key="lo_nudge-n").set_value(lo)
+    at.number_input(key="hi_nudge-n").set_value(hi)
+    at.number_input(key="step_nudge-n").set_value(step)
+    at.button[0].click().run()
+    assert any(words in e for e in errors(at)), errors(at)
+    assert at.session_state.settings_cfg == before  # nothing refitted with what was refused
 
 
 def test_finetune_requires_a_method():
@@ -165,14 +183,6 @@ def test_dataset_ood_folder(toy):
     assert any("40 OOD queries" in c.value for c in at.caption)
     goto(at, "pages/export.py")
     assert "--ood" in at.code[0].value and "ood" in at.code[0].value.split("--ood")[1]
-
-
-def test_example_defaults_to_the_bundled_dataset(monkeypatch):
-    from pages import common
-
-    monkeypatch.delenv("NUDGE_EXAMPLE")
-    if common.BUNDLED_EXAMPLE.is_dir():
-        assert common.example_path() == common.BUNDLED_EXAMPLE
 
 
 def test_ood_page_without_ood_explains():
@@ -282,14 +292,36 @@ def test_movement_query_pick():
     assert any("moved" in c.value for c in at.caption)
 
 
-def test_session_folder_is_deleted_with_the_session():
-    import gc
+def test_pages_folder_holds_only_the_apps_pages():
+    from explorer_app.session import PAGES as NAVIGATION
 
-    from pages.common import _SessionFolder
+    assert [script for script, _, _ in NAVIGATION] == PAGES
+    assert sorted(str(p.relative_to(REPO)) for p in (REPO / "pages").iterdir()
+                  if p.name != "__pycache__") == sorted(PAGES)
+    for page in PAGES:
+        text = (REPO / page).read_text(encoding="utf-8")
+        assert not re.search(r"^\s*(from|import) pages\b", text, re.M), page
+        assert "session.boot()" in text, page  # a deep link into a fresh server reaches app.py
 
-    holder = _SessionFolder()
-    (holder.path / "x.npy").write_bytes(b"data")
-    path = holder.path
-    del holder
-    gc.collect()
-    assert not path.exists()
+
+def test_the_engine_imports_no_ui():
+    for path in (REPO / "nudge_core").rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        ui = re.search(r"^\s*(from|import) (streamlit|plotly|explorer_app)\b", text, re.M)
+        assert ui is None, path
+
+
+def test_a_registered_method_appears_in_the_app(extra_method):
+    """One registry entry (made in this test) and no other edit: the method is offered, fitted,
+    and shown on the Results page under its label; the Export page's command names it."""
+    at = new_app()
+    goto(at, "pages/finetune.py")
+    box = at.multiselect[0]
+    assert extra_method in box.options or "flipped queries" in box.options
+    box.set_value(["nudge-n", extra_method])
+    at.button[0].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    goto(at, "pages/results.py")
+    assert "flipped queries" in set(at.dataframe[0].value["method"])
+    goto(at, "pages/export.py")
+    assert any("--methods none,nudge-n,flipped" in c.value for c in at.code)

@@ -1066,7 +1066,6 @@ CLI_ARG_CASES = [
     ("ood-dim", lambda t: ["--ood", str(write_ood(t / "o", queries=QUERIES[:4, :3]))], ("dimension 3",)),
     ("ood-unknown-corpus", lambda t: ["--ood", str(write_ood(t / "o", qrels=["o0\tzz\t1"]))],
      ("'zz'", "line 2", "test.tsv")),
-    ("splits-and-seed", lambda t: ["--seed", "3", "--splits", write_split(t, GOOD_SPLIT)], ("not allowed",)),
     ("splits-and-qrels", lambda t: ["--qrels-splits", "--splits", write_split(t, GOOD_SPLIT)],
      ("not allowed",)),
     ("unknown-option", lambda t: ["--gama", "0.1"], ("--gama",)),
@@ -1076,8 +1075,8 @@ CLI_ARG_CASES = [
     ("splits-unknown-id", lambda t: ["--splits", write_split(t, {**GOOD_SPLIT, "test": ["q8", "zz"]})],
      ("'zz'",)),
     ("splits-overlap", lambda t: ["--splits", write_split(t, {**GOOD_SPLIT, "val": ["q0"]})], ("both",)),
-    ("ratios-sum", lambda t: ["--val-frac", "0.6", "--test-frac", "0.5"], ("sum",)),
-    ("ratios-negative", lambda t: ["--val-frac", "-0.1"], ("ratios",)),
+    ("ratios-sum", lambda t: ["--val-frac", "0.6", "--test-frac", "0.5"], ("--val-frac + --test-frac",)),
+    ("ratios-negative", lambda t: ["--val-frac", "-0.1"], ("--val-frac", "between 0 and 1")),
     ("qrels-splits-no-train", lambda t: ["--qrels-splits"], ("train.tsv",)),
     ("unknown-embeddings", lambda t: ["--embeddings", "bert"], ("'bert'", "'toy'")),
 ]

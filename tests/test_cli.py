@@ -9,9 +9,11 @@ import sys
 import numpy as np
 import pytest
 
-from nudge_core.cli import command_line, main
+from nudge_core.cli import main
 from nudge_core.data import load_dataset
-from nudge_core.experiment import Settings, run_experiment
+from nudge_core.experiment import run_experiment
+from nudge_core.exports import reproduce_command
+from nudge_core.runspec import RunSpec
 from nudge_core.splits import paper_split
 from synthetic import make_arrays, write_dataset
 
@@ -62,7 +64,7 @@ def test_cli_numbers_equal_python_api(folder, tmp_path):
     assert main(["run", str(folder / "toy"), "--methods", "nudge-n", "--seed", "2",
                  "--out", str(out)]) == 0
     ds = load_dataset(folder / "toy")
-    res = run_experiment(ds, paper_split(ds.labelled_ids, seed=2), Settings(methods=("nudge-n",)))
+    res = run_experiment(ds, paper_split(ds.labelled_ids, seed=2), RunSpec(methods=("nudge-n",)))
     cli = json.loads(out.read_text())["methods"]["nudge-n"]
     assert cli["gamma"] == res.methods["nudge-n"].gamma
     assert cli["metrics"] == pytest.approx(res.methods["nudge-n"].metrics)
@@ -77,13 +79,27 @@ def test_fixed_gamma_and_grid_options(folder, tmp_path):
     assert [g for g, _ in m["nudge-n"]["gamma_curve"]] == [0, 0.05, 0.1, 0.15, 0.2]
 
 
-def test_command_line_reproduces(folder, tmp_path):
-    cmd = command_line(str(folder / "toy"), model="toy", methods=("none", "nudge-n"), seed=1,
-                       gamma_n=0.1, out=str(tmp_path / "x.json"))
+def test_reproduce_command_reruns_the_same_spec(folder, tmp_path):
+    first = tmp_path / "first.json"
+    assert main(["run", str(folder / "toy"), "--methods", "nudge-n,nudge-m", "--seed", "1",
+                 "--gamma-n", "0:0.2:0.05", "--gamma-m", "0.1,0.3", "--val-k", "2",
+                 "--out", str(first)]) == 0
+    recorded = json.loads(first.read_text())
+    spec = RunSpec.from_json(recorded["run_spec"])
+    assert spec.method("nudge-n").gamma.mode == "range"  # a range stays a range
+    ds, split = load_dataset(folder / "toy"), None
+    from nudge_core.runspec import make_split
+    split = make_split(spec.split, ds)
+    cmd = reproduce_command(run_experiment(ds, split, spec).spec, out=str(tmp_path / "x.json"))
+    assert "0.0:0.2:0.05" in cmd and "--gamma-m 0.1,0.3" in cmd
     proc = subprocess.run([sys.executable, "-m", "nudge_core.cli", *cmd.split()[1:]],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads((tmp_path / "x.json").read_text())["methods"]["nudge-n"]["gamma"] == 0.1
+    again = json.loads((tmp_path / "x.json").read_text())
+    assert again["run_spec"] == recorded["run_spec"]
+    for name in ("nudge-m", "nudge-n"):
+        assert again["methods"][name]["gamma"] == recorded["methods"][name]["gamma"]
+        assert again["methods"][name]["metrics"] == recorded["methods"][name]["metrics"]
 
 
 def test_kmeans_ood_protocol(folder, tmp_path):

@@ -1,4 +1,4 @@
-"""Exports (tables, JSON, CSV, embeddings, command line) and upload handling."""
+"""Exports (tables, JSON, CSV, embeddings, command line)."""
 
 from __future__ import annotations
 
@@ -10,26 +10,21 @@ import zipfile
 import numpy as np
 import pytest
 
-from nudge_core import DataError, Settings, cli, load_dataset, paper_split, run_experiment
+from nudge_core import RunSpec, cli, load_dataset, paper_split, run_experiment
 from nudge_core import exports
-from nudge_core.uploads import (content_hash, folder_hash, load_uploaded_dataset,
-                                load_uploaded_queries, tidy_message)
-from synthetic import make_arrays, write_dataset, zip_folder
+from synthetic import write_toy
 
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    path = tmp_path_factory.mktemp("toy")
-    corpus, queries, qrels = make_arrays(n_records=200, n_queries=120)
-    write_dataset(path, corpus, queries, qrels)
-    return path
+    return write_toy(tmp_path_factory.mktemp("toy"), n_records=200, n_queries=120)
 
 
 @pytest.fixture(scope="module")
 def result(folder):
     ds = load_dataset(folder)
     split = paper_split(ds.labelled_ids, 0)
-    return run_experiment(ds, split, Settings(methods=("nudge-m", "nudge-n")))
+    return run_experiment(ds, split, RunSpec(str(folder), methods=("nudge-m", "nudge-n")))
 
 
 def test_results_json_is_the_cli_json(folder, result, tmp_path):
@@ -49,7 +44,7 @@ def test_results_json_is_the_cli_json(folder, result, tmp_path):
 
 def test_reproduce_command_runs(folder, result, tmp_path):
     out = tmp_path / "again.json"
-    cmd = exports.reproduce_command(result, str(folder), out=str(out))
+    cmd = exports.reproduce_command(result.spec, out=str(out))
     assert cmd.startswith("nudge-explorer run ")
     import shlex
     argv = shlex.split(cmd)[1:]
@@ -93,55 +88,11 @@ def test_embeddings_zip_and_split(result):
 
 def test_topk_table(result):
     ds = result.dataset
-    before = exports.ranked(result, "none", result.test.subset([0]), 10)[0]
-    after = exports.ranked(result, "nudge-n", result.test.subset([0]), 10)[0]
+    before = result.methods["none"].test_top[0, :10]
+    after = result.methods["nudge-n"].test_top[0, :10]
+    assert np.array_equal(after, result.methods["nudge-n"].estimator.search(result.test.emb[:1], 10)[0])
     rows = exports.topk_table(ds, result.test, 0, before, after)
     assert len(rows) == 10 and rows[0]["rank"] == 1
     assert rows[0]["before_text"].startswith("Doc")
     relevant = {ds.corpus_ids[r] for r in result.test.answers[0]}
     assert all((r["after_relevant"] > 0) == (r["after_id"] in relevant) for r in rows)
-
-
-# ------------------------------------------------------------------ uploads
-def test_upload_zip_and_loose(folder, tmp_path):
-    ds = load_uploaded_dataset([("toy.zip", zip_folder(folder))], tmp_path / "a")
-    assert ds.n_records == 200 and ds.name == "toy"
-    emb = folder / "emb" / "toy"
-    loose = [(p.name, p.read_bytes()) for p in [emb / "corpus.npy", emb / "queries.npy",
-                                                 emb / "corpus_ids.txt", emb / "query_ids.txt",
-                                                 folder / "qrels" / "test.tsv", folder / "corpus.jsonl"]]
-    ds2 = load_uploaded_dataset(loose, tmp_path / "b")
-    assert ds2.n_records == 200 and ds2.corpus_text is not None
-    assert np.array_equal(ds.corpus_emb, ds2.corpus_emb)
-    assert content_hash(loose) == content_hash(list(reversed(loose)))
-    assert folder_hash(folder) == folder_hash(folder)
-
-
-def test_upload_errors_are_data_errors(folder, tmp_path):
-    with pytest.raises(DataError, match="cannot tell what this file is"):
-        load_uploaded_dataset([("notes.pdf", b"x")], tmp_path / "c")
-    with pytest.raises(DataError):
-        load_uploaded_dataset([("broken.zip", b"this is not a zip")], tmp_path / "d")
-    emb = folder / "emb" / "toy"
-    with pytest.raises(DataError) as err:
-        load_uploaded_dataset([("corpus.npy", b"\x93NUMPY garbage"), ("queries.npy", (emb / "queries.npy").read_bytes()),
-                               ("corpus_ids.txt", (emb / "corpus_ids.txt").read_bytes()),
-                               ("query_ids.txt", (emb / "query_ids.txt").read_bytes()),
-                               ("test.tsv", (folder / "qrels" / "test.tsv").read_bytes())], tmp_path / "e")
-    assert "upload/" in tidy_message(str(err.value), tmp_path / "e")
-    with pytest.raises(DataError, match="not both"):
-        load_uploaded_dataset([("a.zip", b""), ("corpus.npy", b"")], tmp_path / "f")
-    with pytest.raises(DataError, match="file names"):
-        load_uploaded_dataset([("../../etc/x;y.npy", b"")], tmp_path / "g")
-
-
-def test_upload_ood_queries(folder, tmp_path):
-    ds = load_dataset(folder)
-    emb = folder / "emb" / "toy"
-    extra = load_uploaded_queries([("queries.npy", (emb / "queries.npy").read_bytes()),
-                                   ("query_ids.txt", (emb / "query_ids.txt").read_bytes()),
-                                   ("test.tsv", (folder / "qrels" / "test.tsv").read_bytes())],
-                                  tmp_path / "o", ds)
-    assert len(extra.queries) == len(ds.labelled_ids)
-    with pytest.raises(DataError):
-        load_uploaded_queries([("corpus.npy", b"")], tmp_path / "p", ds)

@@ -6,8 +6,8 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from nudge_core import Settings, kmeans_ood_split, paper_split, run_experiment
-from nudge_core import figures
+from explorer_app import figures
+from nudge_core import MethodSettings, RunSpec, kmeans_ood_split, paper_split, run_experiment
 from nudge_core.exports import ood_rows
 from nudge_core.projection import compute_layout, pull_counts
 from nudge_core.sensitivity import log_grid, sensitivity_sweep
@@ -18,7 +18,7 @@ from synthetic import make_dataset
 def result():
     ds = make_dataset(n_records=250, n_queries=160)
     split = kmeans_ood_split(ds, paper_split(ds.labelled_ids, 0), 0)
-    return run_experiment(ds, split, Settings(methods=("nudge-m", "nudge-n"), gamma_n=0.2))
+    return run_experiment(ds, split, RunSpec(methods=("nudge-m", MethodSettings("nudge-n", 0.2))))
 
 
 def test_gamma_curve(result):
@@ -59,8 +59,8 @@ def test_ood_and_sensitivity_figures(result):
     rows = ood_rows(result)
     fig = figures.ood_figure(rows)
     assert [t.name for t in fig.data] == ["in-distribution", "OOD"]
-    sw = sensitivity_sweep(result.dataset, [result.split], grids={"nudge-m": log_grid("nudge-m", 6),
-                                                                  "nudge-n": log_grid("nudge-n", 6)})
+    sw = sensitivity_sweep(result.dataset, [result.split], result.spec,
+                           grids={"nudge-m": log_grid("nudge-m", 6), "nudge-n": log_grid("nudge-n", 6)})
     fig = figures.sensitivity_figure(sw, "nudge-n")
     assert fig.layout.xaxis.type == "log"
     assert {t.name for t in fig.data if t.name} == {"train", "validation", "test", "OOD"}

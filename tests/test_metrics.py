@@ -17,7 +17,7 @@ def test_hand_computed_single_query():
     gains = np.array([[0, 2, 0, 1, 0]], dtype=float)
     dcg = 2 / math.log2(3) + 1 / math.log2(5)
     idcg = 2 / math.log2(2) + 1 / math.log2(3) + 1 / math.log2(4)
-    assert ndcg_at_k(gains, [np.array([2, 1, 1])], 5)[0] == pytest.approx(dcg / idcg)
+    assert ndcg_at_k(gains, np.array([[2.0, 1.0, 1.0]]), 5)[0] == pytest.approx(dcg / idcg)
     assert recall_at_k(gains, np.array([3]), 5)[0] == pytest.approx(2 / 3)
     assert recall_at_k(gains, np.array([3]), 1)[0] == 0  # min(|R|, 1) = 1, nothing at rank 1
     assert recall_at_k(gains, np.array([3]), 2)[0] == pytest.approx(1 / 2)  # denominator min(3, 2)

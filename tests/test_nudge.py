@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from nudge_core import reference
 from nudge_core.data import QuerySet
 from nudge_core.errors import DataError
-from nudge_core.metrics import evaluate, gains_of, recall_at_k
+from nudge_core.metrics import evaluate, recall_at_k
 from nudge_core.nudge import NudgeM, NudgeN
 from nudge_core.retrieval import normalize_rows, search
 from nudge_core.splits import paper_split
+from conftest import needs
 from synthetic import make_dataset
 
 
@@ -29,15 +28,9 @@ def toy():
     return ds, *split_sets(ds)
 
 
-def reference_sets(qs: QuerySet) -> dict:
-    return {"q_embs": np.ascontiguousarray(qs.emb, np.float32),
-            "q_ans_indx": [a.tolist() for a in qs.answers]}
-
-
 def run_reference(cls, X, tr, va, **kw):
-    with contextlib.redirect_stdout(io.StringIO()):
-        return cls().finetune_embeddings(np.array(X, np.float32), reference_sets(tr),
-                                         reference_sets(va), **kw)
+    """nudge-ft's output embeddings for our NudgeM / NudgeN class ``cls``."""
+    return reference.run_reference(cls.unit_norm, X, tr, va, **kw)[0]
 
 
 # ---------------------------------------------------------------- properties
@@ -84,7 +77,7 @@ def test_nudge_n_property_any_input(seed, gamma, dim):
     c[0] = 0                      # never pulled
     c[1] = 3 * v[1]               # pull parallel to the record: b = 0 (reference can emit NaN)
     c[2] = -v[2]                  # pull pointing away
-    e = GammaPath("nudge-n", v, c).embed(gamma)
+    e = GammaPath(True, v, c).embed(gamma)
     assert np.isfinite(e).all()
     assert np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-5)
     assert (((e - v) ** 2).sum(axis=1) <= gamma + 1e-5).all()
@@ -108,7 +101,7 @@ def test_nudge_n_grid_objective_equals_brute_force(toy):
         for gamma, objective in est.gamma_curve_:
             _, rows = search(va.emb, full_index_at(est, ds.corpus_emb, gamma), val_k)
             n_relevant = np.array([len(a) for a in va.answers])
-            recall = recall_at_k(gains_of(rows, va), n_relevant, val_k)
+            recall = recall_at_k(va.relevance.gains(rows), n_relevant, val_k)
             assert recall.mean() == pytest.approx(objective, abs=1e-12)
 
 
@@ -189,39 +182,39 @@ def test_bad_settings_n(toy, kwargs, match):
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_matches_reference_on_synthetic(seed):
-    from nudge import NUDGEM, NUDGEN
+    needs("nudge")
 
     ds = make_dataset(n_records=400, dim=24, n_queries=200, seed=seed)
     tr, va, _ = split_sets(ds, seed)
     X = np.asarray(ds.corpus_emb)
     ours_m = NudgeM().fit(X, tr, va)
-    ref_m = run_reference(NUDGEM, X, tr, va)
+    ref_m = run_reference(NudgeM, X, tr, va)
     pulled = int(tr.answers[0][0])
     ref_gamma = np.linalg.norm(ref_m[pulled] - normalize_rows(X[pulled:pulled + 1])[0])
     assert ours_m.gamma_ == pytest.approx(ref_gamma, abs=1e-6)
     assert np.abs(ours_m.embeddings_ - ref_m).max() < 1e-5
     for val_k in (1, 5):
         ours_n = NudgeN(val_k=val_k).fit(X, tr, va)
-        ref_n = run_reference(NUDGEN, X, tr, va, val_k=val_k)
+        ref_n = run_reference(NudgeN, X, tr, va, val_k=val_k)
         assert np.abs(ours_n.embeddings_ - ref_n).max() < 1e-5
 
 
 @pytest.mark.parametrize("gamma", [0.05, 0.3, 1.2])
 def test_fixed_gamma_matches_reference(toy, gamma):
-    from nudge import NUDGEM, NUDGEN
+    needs("nudge")
 
     ds, tr, va, _ = toy
     X = np.asarray(ds.corpus_emb)
     assert np.abs(NudgeM(gamma).fit(X, tr, va).embeddings_
-                  - run_reference(NUDGEM, X, tr, va, gamma=gamma)).max() < 1e-5
+                  - run_reference(NudgeM, X, tr, va, gamma=gamma)).max() < 1e-5
     assert np.abs(NudgeN(gamma).fit(X, tr, va).embeddings_
-                  - run_reference(NUDGEN, X, tr, va, gamma=gamma)).max() < 1e-5
+                  - run_reference(NudgeN, X, tr, va, gamma=gamma)).max() < 1e-5
 
 
 @pytest.mark.slow
 def test_scifact_reproduces_reference_figures(scifact):
     """../shared/datasets/scifact, paper split seed 0: NDCG@10 0.6123 / 0.7794 / 0.8159."""
-    from nudge import NUDGEM, NUDGEN
+    needs("nudge")
 
     ds = scifact
     tr, va, te = split_sets(ds, 0)
@@ -234,7 +227,7 @@ def test_scifact_reproduces_reference_figures(scifact):
     m, n = NudgeM().fit(X, tr, va), NudgeN().fit(X, tr, va)
     assert ndcg10(m.embeddings_) == pytest.approx(0.7794, abs=0.002)
     assert ndcg10(n.embeddings_) == pytest.approx(0.8159, abs=0.002)
-    ref_m, ref_n = run_reference(NUDGEM, X, tr, va), run_reference(NUDGEN, X, tr, va)
+    ref_m, ref_n = run_reference(NudgeM, X, tr, va), run_reference(NudgeN, X, tr, va)
     assert np.abs(m.embeddings_ - ref_m).max() < 1e-5
     assert np.abs(n.embeddings_ - ref_n).max() < 1e-5
     moved = m.moved_[0]
@@ -253,20 +246,6 @@ def test_m_intervals_do_not_depend_on_block_size(toy):
     lo1, hi1 = m_intervals(*args)
     lo2, hi2 = m_intervals(*args, block_elems=50)
     assert len(lo1) > 0 and np.array_equal(lo1, lo2) and np.array_equal(hi1, hi2)
-
-
-def test_recall_at_k_vectorised_matches_definition():
-    from nudge_core.nudge import RecallAtK
-
-    rng = np.random.default_rng(5)
-    answers = [rng.choice(50, size=rng.integers(1, 6), replace=False) for _ in range(40)]
-    top = np.stack([rng.permutation(np.arange(-1, 50))[:7] for _ in range(40)])  # distinct, as ranked
-    for k in (1, 3, 7):
-        expected = [len(set(top[j, :k].tolist()) & set(a.tolist())) / min(len(a), k)
-                    for j, a in enumerate(answers)]
-        pair_q = np.repeat(np.arange(len(answers)), [len(a) for a in answers])
-        got = RecallAtK(pair_q, np.concatenate(answers), len(answers), 50, k)(top)
-        assert np.allclose(got, expected)
 
 
 def test_masked_reduce_equals_numpy_where_reductions():
@@ -291,3 +270,73 @@ def test_fit_releases_the_validation_scores(toy):
     ds, tr, va, _ = toy
     for cls in (NudgeM, NudgeN):
         assert cls().fit(ds.corpus_emb, tr, va).active_.qv is None
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_nudge_n_closed_form_is_optimal(seed):
+    """Independent check of NUDGE-N's closed form: no unit vector within the bound scores higher.
+
+    scipy's SLSQP maximises c·e subject to ||e|| = 1 and ||e - v||² <= γ from several starts; the
+    closed form (GammaPath.embed) must be feasible and reach at least the best optimum found.
+    Records whose pull points away from them (v·c < 0) are not optimised by the method (it leaves
+    them at v until ĉ itself is within the bound, as the reference does: nudge-method.md), so for
+    them the test checks that rule instead.
+    """
+    from scipy.optimize import minimize
+
+    from nudge_core.gamma_path import GammaPath
+
+    rng = np.random.default_rng(seed)
+    dim = int(rng.integers(2, 6))
+    v = normalize_rows(rng.standard_normal((4, dim)).astype(np.float32))
+    c = rng.standard_normal((4, dim)).astype(np.float32)
+    c[0] = -v[0] * 2 + 0.3 * c[0]  # a pull pointing away from its record
+    path = GammaPath(True, v, c)
+    for gamma in (0.05, 0.5, 1.9, 2.5, 4.0):
+        e = path.embed(gamma).astype(np.float64)
+        for i in range(len(v)):
+            vi, ci = v[i].astype(np.float64), c[i].astype(np.float64)
+            assert abs(np.linalg.norm(e[i]) - 1) < 1e-5
+            assert np.sum((e[i] - vi) ** 2) <= gamma + 1e-5
+            if vi @ ci < 0:
+                c_hat = ci / np.linalg.norm(ci)
+                at_c = vi @ c_hat >= 1 - gamma / 2
+                assert np.allclose(e[i], c_hat if at_c else vi, atol=1e-6)
+                continue
+            best = -np.inf
+            for start in [vi] + list(rng.standard_normal((4, dim))):
+                res = minimize(lambda x: -ci @ x, start, method="SLSQP", constraints=[
+                    {"type": "eq", "fun": lambda x: x @ x - 1},
+                    {"type": "ineq", "fun": lambda x: gamma - (x - vi) @ (x - vi)}])
+                x = res.x
+                if abs(x @ x - 1) < 1e-6 and (x - vi) @ (x - vi) <= gamma + 1e-6:
+                    best = max(best, ci @ x)
+            assert ci @ e[i] >= best - 1e-4 * max(1.0, np.linalg.norm(ci)), (seed, gamma, i)
+
+
+def test_nudge_m_on_a_grid_picks_the_best_grid_point(toy):
+    ds, tr, va, _ = toy
+    exact = NudgeM().fit(ds.corpus_emb, tr, va)
+    grid = (0.5, 0.01, exact.gamma_, 3.0)
+    on_grid = NudgeM(gammas=grid).fit(ds.corpus_emb, tr, va)
+    objective = {g: NudgeM(g).fit(ds.corpus_emb, tr, va).objective_ for g in grid}
+    best = max(objective.values())
+    assert on_grid.gamma_ == next(g for g in grid if objective[g] == best)
+    assert on_grid.objective_ == best == exact.objective_
+
+
+def test_estimators_follow_the_scikit_learn_contract(toy):
+    from sklearn.base import clone
+
+    from nudge_core.baselines import LinearAdaptor
+
+    ds, tr, va, _ = toy
+    est = NudgeN(gammas=(0.1, 0.2), val_k=2)
+    assert est.get_params() == {"gamma": None, "gammas": (0.1, 0.2), "val_k": 2}
+    twin = clone(est.set_params(val_k=3))
+    assert twin.get_params()["val_k"] == 3 and not hasattr(twin, "gamma_curve_")
+    assert LinearAdaptor(max_epochs=3).get_params()["max_epochs"] == 3
+    with pytest.raises(ValueError, match="val_k must be 1 for NUDGE-M"):
+        NudgeM(val_k=2).fit(ds.corpus_emb, tr, va)
+    with pytest.raises(ValueError, match="max_epochs must be an integer >= 1"):
+        LinearAdaptor(max_epochs=0).fit(ds.corpus_emb, tr, va)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nudge_core import Settings, paper_split, run_experiment
-from nudge_core.projection import (Layout, compute_layout, positions, pull_counts, sample_rows,
-                                   top_movers)
+from nudge_core import MethodSettings, RunSpec, paper_split, run_experiment
+from nudge_core.projection import Layout, compute_layout, positions, pull_counts, sample_rows
 from synthetic import make_dataset
 
 
@@ -15,7 +14,7 @@ from synthetic import make_dataset
 def fitted():
     ds = make_dataset(n_records=200, n_queries=100)
     split = paper_split(ds.labelled_ids, 0)
-    result = run_experiment(ds, split, Settings(methods=("nudge-n",), gamma_n=0.2))
+    result = run_experiment(ds, split, RunSpec(methods=(MethodSettings("nudge-n", 0.2),)))
     return ds, split, result
 
 
@@ -30,8 +29,7 @@ def test_pull_counts_counts_queries_once_each(fitted):
     assert np.array_equal(counts, brute)
 
 
-def test_top_movers_and_sample_rows():
-    assert top_movers(np.array([5, 6, 7]), np.array([0.1, 0.3, 0.2]), 2).tolist() == [1, 2]
+def test_sample_rows():
     assert np.array_equal(sample_rows(10, np.array([3]), 50), np.arange(10))
     rows = sample_rows(1000, np.array([7, 999]), 100, seed=1)
     assert len(rows) == 100 and {7, 999} <= set(rows.tolist()) and np.all(np.diff(rows) > 0)
@@ -68,7 +66,7 @@ def test_subsampled_layout_keeps_moved(fitted):
 
 def test_unknown_projection(fitted):
     ds, _, _ = fitted
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="method must be one of"):
         compute_layout(ds.corpus_emb, np.zeros(0, int), np.zeros((0, ds.dim)), method="tsne")
 
 

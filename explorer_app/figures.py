@@ -1,7 +1,8 @@
-"""Plotly figures for the app (and for exports): pure functions from engine results to figures.
+"""Plotly figures for the app (and its Export page): pure functions from engine results to figures.
 
 No numbers are computed here beyond what a chart needs (axis ranges, colours); every value comes
-from the engine (:mod:`experiment`, :mod:`sensitivity`, :mod:`projection`).
+from the engine (:mod:`nudge_core.experiment`, :mod:`nudge_core.sensitivity`,
+:mod:`nudge_core.projection`).
 """
 
 from __future__ import annotations
@@ -12,16 +13,18 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .metrics import KS
+from nudge_core import registry
+from nudge_core.metrics import KS
+from nudge_core.registry import colour, label
+from nudge_core.significance import TIE_TOLERANCE
 
-LABELS = {"none": "no fine-tuning", "adaptor": "adaptor", "nudge-m": "NUDGE-M", "nudge-n": "NUDGE-N"}
-COLOURS = {"none": "#7f7f7f", "adaptor": "#9467bd", "nudge-m": "#1f77b4", "nudge-n": "#d62728"}
 PART_COLOURS = {"train": "#2ca02c", "val": "#ff7f0e", "test": "#1f77b4", "ood": "#d62728"}
 PART_LABELS = {"train": "train", "val": "validation", "test": "test", "ood": "OOD"}
 
 
-def label(method: str) -> str:
-    return LABELS.get(method, method)
+def _exact_curve(method: str) -> bool:
+    """True when the method's validation curve is known at every γ (a step function)."""
+    return registry.get(method).gamma.default_grid is None
 
 
 def _layout(fig: go.Figure, title: str, height: int = 420) -> go.Figure:
@@ -31,7 +34,9 @@ def _layout(fig: go.Figure, title: str, height: int = 420) -> go.Figure:
     return fig
 
 
-def _gamma_range(gammas: np.ndarray, chosen: float | None) -> list[float]:
+def gamma_axis(gammas: np.ndarray, chosen: float | None) -> list[float]:
+    """[0, top] of the γ axis for a curve evaluated at ``gammas`` with ``chosen`` marked (the
+    Fine-tune page samples the test curve on exactly this range)."""
     finite = np.asarray(gammas, dtype=float)
     finite = finite[np.isfinite(finite)]
     top = float(finite.max()) if len(finite) else 1.0
@@ -49,9 +54,9 @@ def gamma_curve_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]],
                         specs=[[{"secondary_y": True}] * max(1, len(methods))])
     for i, m in enumerate(methods, start=1):
         g, obj = curves[m]
-        shape = "hv" if m == "nudge-m" else "linear"
-        fig.add_trace(go.Scatter(x=g, y=obj, mode="lines+markers" if m == "nudge-n" else "lines",
-                                 line=dict(color=COLOURS[m], shape=shape),
+        exact = _exact_curve(m)
+        fig.add_trace(go.Scatter(x=g, y=obj, mode="lines" if exact else "lines+markers",
+                                 line=dict(color=colour(m), shape="hv" if exact else "linear"),
                                  name=f"{label(m)}: validation objective", legendgroup=m), row=1, col=i)
         if m in chosen:
             fig.add_vline(x=chosen[m], line=dict(color="black", dash="dash"), row=1, col=i,
@@ -61,14 +66,14 @@ def gamma_curve_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]],
                           annotation_text=f"slider γ={current[m]:.3g}", annotation_position="bottom right")
         if test_curves and m in test_curves:
             tg, tv = test_curves[m]
-            fig.add_trace(go.Scatter(x=tg, y=tv, mode="lines", line=dict(color=COLOURS[m], dash="dot"),
+            fig.add_trace(go.Scatter(x=tg, y=tv, mode="lines", line=dict(color=colour(m), dash="dot"),
                                      name=f"{label(m)}: test NDCG@10", legendgroup=m),
                           row=1, col=i, secondary_y=True)
             # explicit "auto": Streamlit's theme syncs secondary ticks to the primary grid, which
             # labels the test axis with odd values (0.4789, 0.4619, ...)
             fig.update_yaxes(title_text="test NDCG@10", row=1, col=i, secondary_y=True,
                              tickmode="auto", nticks=6, tickformat=".2f", showgrid=False)
-        fig.update_xaxes(title_text="γ", range=_gamma_range(g, chosen.get(m)), row=1, col=i)
+        fig.update_xaxes(title_text="γ", range=gamma_axis(g, chosen.get(m)), row=1, col=i)
         fig.update_yaxes(title_text="validation objective" if i == 1 else None, row=1, col=i,
                          secondary_y=False)
     return _layout(fig, "Validation objective vs γ (dashed line: the γ NUDGE picks)", 430)
@@ -79,7 +84,7 @@ def metrics_by_k_figure(metrics: dict[str, dict[str, float]], family: str = "ndc
     fig = go.Figure()
     for m, values in metrics.items():
         fig.add_trace(go.Scatter(x=list(KS), y=[values[f"{family}@{k}"] for k in KS],
-                                 mode="lines+markers", name=label(m), line=dict(color=COLOURS.get(m))))
+                                 mode="lines+markers", name=label(m), line=dict(color=colour(m))))
     fig.update_xaxes(title_text="k", type="category")
     fig.update_yaxes(title_text=f"{family.upper() if family != 'ndcg' else 'NDCG'}@k")
     return _layout(fig, f"Test {family.upper() if family != 'ndcg' else 'NDCG'}@k by method", 380)
@@ -92,7 +97,7 @@ def delta_figure(comparisons: dict[str, dict[str, dict[str, float]]], metric: st
     c = [comparisons[m][metric] for m in methods]
     fig = go.Figure(go.Bar(
         x=[label(m) for m in methods], y=[x["delta"] for x in c],
-        marker_color=[COLOURS.get(m) for m in methods],
+        marker_color=[colour(m) for m in methods],
         error_y=dict(type="data", symmetric=False, array=[x["ci_high"] - x["delta"] for x in c],
                      arrayminus=[x["delta"] - x["ci_low"] for x in c]),
         text=[f"{x['delta']:+.3f}<br>p={x['p_value']:.2g}" for x in c], textposition="inside",
@@ -107,8 +112,8 @@ def per_query_scatter(before: np.ndarray, after: np.ndarray, ids: Sequence[str],
     """Each test query's ``metric`` before (x) vs after (y); above the diagonal = a win."""
     before, after = np.asarray(before), np.asarray(after)
     diff = after - before
-    groups = (("wins", diff > 1e-9, "#2ca02c"), ("losses", diff < -1e-9, "#d62728"),
-              ("ties", np.abs(diff) <= 1e-9, "#7f7f7f"))
+    groups = (("wins", diff > TIE_TOLERANCE, "#2ca02c"), ("losses", diff < -TIE_TOLERANCE, "#d62728"),
+              ("ties", np.abs(diff) <= TIE_TOLERANCE, "#7f7f7f"))
     fig = go.Figure()
     rng = np.random.default_rng(0)
     jitter = rng.uniform(-0.008, 0.008, (2, len(before)))  # ties stack on the diagonal otherwise
@@ -233,14 +238,14 @@ def sensitivity_figure(sweep, method: str, band: bool = True) -> go.Figure:
     for part in ("train", "val", "test", "ood"):
         if part not in sweep.values[method]:
             continue
-        colour = PART_COLOURS[part]
+        part_colour = PART_COLOURS[part]
         if band and sweep.values[method][part].shape[0] > 1:
             lo, hi = sweep.band(method, part)
             fig.add_trace(go.Scatter(x=np.concatenate([g, g[::-1]]), y=np.concatenate([hi, lo[::-1]]),
-                                     fill="toself", fillcolor=colour, opacity=0.15, line=dict(width=0),
-                                     hoverinfo="skip", showlegend=False))
+                                     fill="toself", fillcolor=part_colour, opacity=0.15,
+                                     line=dict(width=0), hoverinfo="skip", showlegend=False))
         fig.add_trace(go.Scatter(x=g, y=sweep.mean(method, part), mode="lines+markers",
-                                 line=dict(color=colour), marker=dict(size=5),
+                                 line=dict(color=part_colour), marker=dict(size=5),
                                  name=PART_LABELS[part]))
     marks = sweep.markers(method)
     # Shape annotations are misplaced on log axes, so lines and their labels are added separately

@@ -12,9 +12,9 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from .data import Dataset, ExtraQueries, load_dataset, load_query_set
-from .errors import DataError
-from .files import dataset_root, safe_extract_zip
+from nudge_core.data import Dataset, ExtraQueries, load_dataset, load_query_set
+from nudge_core.errors import DataError
+from nudge_core.files import dataset_root, safe_extract_zip
 
 #: Name of the embedding set that loose uploaded arrays are filed under.
 UPLOAD_MODEL = "uploaded"

@@ -1,0 +1,74 @@
+"""One browser session: its defaults, the app's navigation, the sidebar summary.
+
+``app.py`` calls :func:`init_session` and builds its navigation from :data:`PAGES`; every page
+script starts with :func:`boot`, which makes sure ``app.py`` set the session up.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from nudge_core.registry import label
+
+from .runs import default_settings
+from .sources import bundled_source, upload_limit_mb
+
+DEFAULT_SPLIT = {"mode": "paper", "seed": 0, "val_frac": 0.1, "test_frac": 0.2, "ood": "none",
+                 "split_obj": None, "split_name": None}
+
+#: The app's pages in order: (script, title, URL path); the first is the default.
+PAGES = (("pages/data.py", "1 · Data", "data"),
+         ("pages/finetune.py", "2 · Fine-tune", "finetune"),
+         ("pages/results.py", "3 · Results", "results"),
+         ("pages/ood.py", "4 · Out-of-distribution", "ood"),
+         ("pages/movement.py", "5 · Movement", "movement"),
+         ("pages/sensitivity.py", "6 · Sensitivity", "sensitivity"),
+         ("pages/export.py", "7 · Export", "export"))
+
+
+def navigation_pages() -> list[st.Page]:
+    """:data:`PAGES` as ``st.Page`` objects for ``st.navigation``."""
+    return [st.Page(script, title=title, url_path=url, default=i == 0)
+            for i, (script, title, url) in enumerate(PAGES)]
+
+
+def init_session() -> None:
+    """This session's defaults (idempotent: values already set are kept)."""
+    ss = st.session_state
+    if "source" not in ss:
+        ss.source = bundled_source()
+    ss.setdefault("split_cfg", dict(DEFAULT_SPLIT))
+    ss.setdefault("settings_cfg", default_settings())
+    ss.setdefault("upload", None)  # {"key", "dataset", "folder", "name"}
+    ss.setdefault("ood_upload", None)  # {"key", "queries", "name"}
+    ss.setdefault("load_error", None)
+
+
+def boot() -> None:
+    """Make sure ``app.py`` (navigation, session set-up) ran for this session; first on a page.
+
+    Streamlit keeps a legacy mode for apps with a ``pages/`` folder: until some session of the
+    server process has called ``st.navigation``, a deep link such as ``/results`` into a freshly
+    started server runs that page file alone, under navigation built from the file names. Declaring
+    the app's own navigation (public ``st.navigation``) ends that mode for the process, and the
+    rerun then runs ``app.py``, which routes back to the same page."""
+    if "source" in st.session_state:
+        return
+    st.navigation(navigation_pages(), position="hidden")
+    st.rerun()
+
+
+def sidebar_summary(slot=None) -> None:
+    """Data, split and methods in the sidebar; into ``slot`` (an ``st.sidebar.empty()``) if given,
+    so that a second call after the page has run replaces the first with what the page changed."""
+    ss = st.session_state
+    with slot.container() if slot is not None else st.sidebar:
+        st.caption(f"**Data:** {ss.source['label']}")
+        cfg = ss.split_cfg
+        how = {"paper": f"paper split, seed {cfg['seed']}", "file": "uploaded split file",
+               "qrels": "dataset's qrels files"}[cfg["mode"]]
+        ood = {"none": "", "kmeans": " · k-means OOD", "bundled": " · dataset's OOD set",
+               "upload": " · uploaded OOD set"}[cfg["ood"]]
+        st.caption(f"**Split:** {how}{ood}")
+        st.caption(f"**Methods:** {', '.join(label(m) for m in ss.settings_cfg['methods'])}")
+        st.caption(f"Uploads up to {upload_limit_mb()} MB per file.")
