@@ -117,10 +117,10 @@ def per_query_scatter(before: np.ndarray, after: np.ndarray, ids: Sequence[str],
     fig = go.Figure()
     rng = np.random.default_rng(0)
     jitter = rng.uniform(-0.008, 0.008, (2, len(before)))  # ties stack on the diagonal otherwise
-    for name, mask, colour in groups:
+    for name, mask, group_colour in groups:
         fig.add_trace(go.Scattergl(
             x=before[mask] + jitter[0, mask], y=after[mask] + jitter[1, mask], mode="markers",
-            marker=dict(color=colour, size=7, opacity=0.7),
+            marker=dict(color=group_colour, size=7, opacity=0.7),
             name=f"{name} ({int(mask.sum())})", text=[ids[i] for i in np.flatnonzero(mask)],
             customdata=np.column_stack([before[mask], after[mask]]),
             hovertemplate="%{text}<br>before %{customdata[0]:.3f}<br>after %{customdata[1]:.3f}"
@@ -138,11 +138,11 @@ def ood_figure(rows: Sequence[dict], metric: str = "ndcg@10") -> go.Figure:
     ``rows``: dicts with ``method``, ``part`` ("in-distribution"/"OOD"), ``delta``, ``ci_low``,
     ``ci_high`` (see :func:`exports.ood_rows`)."""
     fig = go.Figure()
-    for part, colour in (("in-distribution", "#1f77b4"), ("OOD", "#d62728")):
+    for part, part_colour in (("in-distribution", "#1f77b4"), ("OOD", "#d62728")):
         sel = [r for r in rows if r["part"] == part]
         fig.add_trace(go.Bar(
             name=part, x=[label(r["method"]) for r in sel], y=[r["delta"] for r in sel],
-            marker_color=colour,
+            marker_color=part_colour,
             error_y=dict(type="data", symmetric=False, array=[r["ci_high"] - r["delta"] for r in sel],
                          arrayminus=[r["delta"] - r["ci_low"] for r in sel]),
             text=[f"{r['delta']:+.3f}" for r in sel], textposition="inside", insidetextanchor="start"))

@@ -62,14 +62,11 @@ def _freeze(obj) -> str:
 
 
 # ---------------------------------------------------------------- split
-#: The file name the Export page gives a split file (its command line refers to it).
-SPLIT_FILE = "splits.json"
-
-
 def split_spec(cfg: dict) -> SplitSpec:
-    """The Data page's choices (``st.session_state.split_cfg``) as a :class:`SplitSpec`."""
+    """The Data page's choices (``st.session_state.split_cfg``) as a :class:`SplitSpec`; an
+    uploaded split file is named as uploaded (the Export page offers it under that name)."""
     if cfg["mode"] == "file":
-        return SplitSpec("file", seed=int(cfg["seed"]), file=SPLIT_FILE)
+        return SplitSpec("file", seed=int(cfg["seed"]), file=cfg.get("split_name") or "splits.json")
     if cfg["mode"] == "qrels":
         return SplitSpec("qrels", seed=int(cfg["seed"]), val_frac=float(cfg["val_frac"]))
     return SplitSpec(seed=int(cfg["seed"]), val_frac=float(cfg["val_frac"]),

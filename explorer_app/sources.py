@@ -165,11 +165,13 @@ def current_dataset():
 
 
 def data_key() -> str:
+    """The content of this session's dataset: an upload's hash, or a server folder's hash with
+    the embedding set chosen in it."""
     src = st.session_state.source
     if src["kind"] == "upload":
         up = st.session_state.upload
         return up["key"] if up else "none"
-    return src.get("key") or path_key(src["path"])
+    return (src.get("key") or path_key(src["path"])) + ":" + (src.get("model") or "")
 
 
 def models_at(path: str) -> list[str]:
@@ -240,7 +242,8 @@ def ood_arg() -> str | None:
     if choice == "kmeans":
         return "kmeans"
     if choice == "upload":
-        return UPLOADED_OOD_ARG
+        up = st.session_state.ood_upload
+        return UPLOADED_OOD_ARG if up and up.get("data_key") == data_key() else None
     folder = bundled_ood_dir(st.session_state.source) if choice == "bundled" else None
     return cli_path(folder) if folder is not None else None
 
@@ -251,8 +254,7 @@ def ood_key() -> str:
     if choice == "upload":
         up = st.session_state.ood_upload
         return up["key"] if up and up.get("data_key") == data_key() else "no-ood-upload"
-    folder = bundled_ood_dir(st.session_state.source) if choice == "bundled" else None
-    return folder_hash(folder) if folder is not None else choice
+    return choice  # the dataset's own ood/ folder is inside the dataset, which data_key covers
 
 
 def current_ood(ds):
@@ -264,7 +266,7 @@ def current_ood(ds):
         if folder is None:
             return None, None, None
         try:
-            extra = _load_ood_dir(data_key() + folder_hash(folder), str(folder), ds)
+            extra = _load_ood_dir(data_key() + ":ood", str(folder), ds)
         except DataError as exc:
             show_error(exc)
             return None, None, None

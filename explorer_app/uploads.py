@@ -14,7 +14,6 @@ from pathlib import Path
 
 from nudge_core.data import Dataset, ExtraQueries, load_dataset, load_query_set
 from nudge_core.errors import DataError
-from nudge_core.files import dataset_root, safe_extract_zip
 
 #: Name of the embedding set that loose uploaded arrays are filed under.
 UPLOAD_MODEL = "uploaded"
@@ -139,8 +138,7 @@ def load_uploaded_queries(files: list[tuple[str, bytes]], folder: str | Path, da
     if len(files) == 1 and files[0][0].lower().endswith(".zip"):
         archive = folder / _safe_name(files[0][0])
         archive.write_bytes(files[0][1])
-        safe_extract_zip(archive, folder / "extracted")
-        return load_query_set(dataset_root(folder / "extracted"), dataset, max_bytes=max_bytes)
+        return load_query_set(archive, dataset, max_bytes=max_bytes, extract_dir=folder / "extracted")
     root = folder / "queries"
     for name, data in files:
         base = _safe_name(name)

@@ -236,25 +236,14 @@ def load_dataset(path: str | Path, model: str | None = None, *, max_bytes: int |
     if path.is_file():
         if path.suffix.lower() != ".zip":
             raise DataError("expected a dataset folder or a .zip archive of one", str(path))
-        tmp = Path(extract_dir) if extract_dir else Path(tempfile.mkdtemp(prefix="nudge-zip-"))
-        try:
-            safe_extract_zip(path, tmp)
-            ds = load_dataset(dataset_root(tmp), model, max_bytes=max_bytes, load_texts=load_texts)
+
+        def load(root: Path) -> Dataset:
+            ds = load_dataset(root, model, max_bytes=max_bytes, load_texts=load_texts)
             ds.corpus_emb = np.array(ds.corpus_emb)  # detach from the extracted files
             ds.query_emb = np.array(ds.query_emb)
-            ds.source = str(path)
-            ds.name = path.stem
+            ds.source, ds.name = str(path), path.stem
             return ds
-        except DataError as exc:  # name the archive and the member, not the temporary folder
-            inner, prefix = exc.source or "", str(tmp) + os.sep
-            if inner != str(tmp) and prefix not in inner:
-                raise
-            where = str(path) if inner == str(tmp) else \
-                f"{path} (member {inner.replace(prefix, '').replace(os.sep, '/')})"
-            raise DataError(exc.message, where, line=exc.line, row=exc.row) from None
-        finally:
-            if extract_dir is None:
-                remove_tree(tmp)
+        return _from_zip(path, extract_dir, load)
     root = dataset_root(path)
     model = _pick_model(root, model)
     emb = root / "emb" / model
@@ -326,14 +315,40 @@ class ExtraQueries:
     notes: list[str]
 
 
-def load_query_set(path: str | Path, dataset: Dataset, *, max_bytes: int | None = None) -> ExtraQueries:
-    """Read ``path/emb/<dataset.model>/queries.npy`` + ``query_ids.txt`` + ``path/qrels/*.tsv``.
+def _from_zip(archive: Path, extract_dir: str | Path | None, load):
+    """``load(root)`` of the folder inside ``archive`` (checked and extracted to ``extract_dir``,
+    default a temporary folder removed afterwards); errors name the archive and its member, never
+    the temporary folder."""
+    tmp = Path(extract_dir) if extract_dir else Path(tempfile.mkdtemp(prefix="nudge-zip-"))
+    try:
+        safe_extract_zip(archive, tmp)
+        return load(dataset_root(tmp))
+    except DataError as exc:
+        inner, prefix = exc.source or "", str(tmp) + os.sep
+        if inner != str(tmp) and prefix not in inner:
+            raise
+        where = str(archive) if inner == str(tmp) else \
+            f"{archive} (member {inner.replace(prefix, '').replace(os.sep, '/')})"
+        raise DataError(exc.message, where, line=exc.line, row=exc.row) from None
+    finally:
+        if extract_dir is None:
+            remove_tree(tmp)
+
+
+def load_query_set(path: str | Path, dataset: Dataset, *, max_bytes: int | None = None,
+                   extract_dir: str | Path | None = None) -> ExtraQueries:
+    """Read ``path/emb/<dataset.model>/queries.npy`` + ``query_ids.txt`` + ``path/qrels/*.tsv``,
+    from a folder or a ``.zip`` of one (extracted as :func:`load_dataset` does).
 
     Corpus ids in its qrels must exist in ``dataset``; dimensions must match.
     """
+    if Path(path).is_file() and Path(path).suffix.lower() == ".zip":
+        return _from_zip(Path(path), extract_dir,
+                         lambda root: load_query_set(root, dataset, max_bytes=max_bytes))
     if not Path(path).is_dir():
         what = "not a folder" if Path(path).exists() else "no such folder"
-        raise DataError(f"{what}; expected a query-set folder (queries + qrels)", str(path))
+        raise DataError(f"{what}; expected a query-set folder (queries + qrels) or a .zip of one",
+                        str(path))
     root = dataset_root(Path(path))
     model = _pick_model(root, dataset.model)
     emb = root / "emb" / model

@@ -166,7 +166,7 @@ def npy_bytes(array: np.ndarray) -> bytes:
 def reproduce_command(spec: RunSpec, out: str = "result.json") -> str:
     """The ``nudge-explorer run`` command that runs ``spec`` (a result's ``spec``) and writes
     its results JSON to ``out``."""
-    return shlex.join(["nudge-explorer", *spec.to_argv(), "--out", out])
+    return shlex.join(["nudge-explorer", *spec.to_argv("--out", out)])
 
 
 def split_json(result: ExperimentResult) -> bytes:

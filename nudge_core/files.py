@@ -10,7 +10,6 @@ import gzip
 import json
 import lzma
 import math
-import os
 import re
 import shutil
 import stat

@@ -113,6 +113,7 @@ class _NudgeBase(FineTuner):
         if records.ndim != 2:
             raise DataError(f"records must be a 2-D (n, d) matrix, got shape {records.shape}", "records")
         _check_queries(train, val, records.shape[1])
+        k_fixed = min(int(k_fixed), records.shape[0])  # more would only add -1 padding
         self._t0 = time.perf_counter()
         # the moved rows are written into this copy
         unit = unit_records(records) if normalized is None else normalized.copy()
@@ -161,7 +162,7 @@ class NudgeM(_NudgeBase):
     Parameters
     ----------
     gamma: fixed γ >= 0, or None to choose it on validation queries.
-    gammas: choose γ among these values only (the smallest best one, in the order given); None
+    gammas: choose γ among these values only (the first best one, in the order given); None
         (default) = exactly, over every γ >= 0 (interval sweep).
     val_k: accepted for a uniform interface; the objective is hit@1 (must be 1).
 
@@ -229,7 +230,7 @@ class NudgeN(_NudgeBase):
         """records: (n, d) float32 (any norm; may be memory-mapped); ``normalized``: their
         unit-norm copy when the caller has one (read only). Returns self."""
         self._start(records, train, val, self.val_k, normalized)
-        k = int(self.val_k)
+        k = min(int(self.val_k), records.shape[0])  # recall@k is the same for any k >= n
         if self.gamma is not None:
             grid = [float(self.gamma)]
         else:

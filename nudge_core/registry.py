@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from .baselines import LinearAdaptor, NoFineTuning
+from .errors import SpecError
 from .estimator import FineTuner
 from .gamma_path import GammaBounds
 from .nudge import NudgeM, NudgeN
@@ -21,7 +24,8 @@ REFERENCE = "none"
 
 @dataclass(frozen=True)
 class Param:
-    """A per-method setting beyond γ: the estimator keyword, its CLI flag, default and minimum.
+    """A per-method integer setting beyond γ: the estimator keyword, its CLI flag, default and
+    allowed range [minimum, maximum].
 
     Several methods may share a flag (e.g. ``--val-k``); the flag then sets all of them."""
 
@@ -29,7 +33,16 @@ class Param:
     flag: str
     default: int
     minimum: int
+    maximum: int
     help: str
+
+    def check(self, value) -> int:
+        """``value`` as an int, or SpecError naming the flag and the allowed range."""
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) \
+                or not self.minimum <= value <= self.maximum:
+            raise SpecError(f"{self.flag}: must be an integer in [{self.minimum}, {self.maximum}], "
+                            f"got {value!r}")
+        return int(value)
 
 
 @dataclass(frozen=True)
@@ -106,7 +119,7 @@ def colour(name: str) -> str:
     return _METHODS[name].colour if name in _METHODS else "#17becf"
 
 
-VAL_K = Param("val_k", "--val-k", 1, 1, "NUDGE-N validation recall@k (default 1)")
+VAL_K = Param("val_k", "--val-k", 1, 1, 1000, "NUDGE-N validation recall@k (default 1)")
 
 register(MethodSpec(
     REFERENCE, "no fine-tuning", "#7f7f7f", NoFineTuning, changes="nothing", metric="cos",
@@ -115,7 +128,8 @@ register(MethodSpec(
     "adaptor", "adaptor", "#9467bd", LinearAdaptor, changes="queries", metric="cos",
     objective="validation top-1 accuracy (share of validation queries whose first result is "
               "relevant), checked after every training epoch; the best epoch's matrix is kept",
-    params=(Param("max_epochs", "--adaptor-epochs", 200, 1, "adaptor epoch cap (default 200)"),)))
+    params=(Param("max_epochs", "--adaptor-epochs", 200, 1, 100_000,
+                  "adaptor epoch cap (default 200)"),)))
 register(MethodSpec(
     "nudge-m", "NUDGE-M", "#1f77b4", NudgeM, changes="records", metric="ip",
     objective="validation hit@1 (share of validation queries whose first result is relevant), "

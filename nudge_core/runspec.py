@@ -22,7 +22,7 @@ import numpy as np
 from . import registry
 from .data import Dataset, QuerySet, load_dataset, load_query_set
 from .errors import SpecError
-from .gamma_path import MAX_GRID, GammaSpec, parse_number
+from .gamma_path import GammaSpec, parse_number
 from .splits import (SPLIT_LAYOUTS, Split, kmeans_ood_split, paper_split, split_from_dict,
                      split_from_json, split_from_qrels_files)
 
@@ -48,13 +48,8 @@ class MethodSettings:
         if unknown:
             raise SpecError(f"{self.name} has no setting {sorted(unknown)}; it has "
                             f"{[p.name for p in spec.params] or 'none'}")
-        params = {}
-        for p in spec.params:
-            value = self.params.get(p.name, p.default)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < p.minimum:
-                raise SpecError(f"{p.flag}: must be an integer >= {p.minimum}, got {value!r}")
-            params[p.name] = int(value)
-        object.__setattr__(self, "params", params)
+        object.__setattr__(self, "params", {p.name: p.check(self.params.get(p.name, p.default))
+                                            for p in spec.params})
         if spec.gamma is not None:
             gamma.check(spec.gamma, f"--gamma-{spec.gamma_flag}")
 
@@ -88,7 +83,7 @@ class SplitSpec:
         for flag, value in (("--val-frac", self.val_frac), ("--test-frac", self.test_frac)):
             if not (isinstance(value, (int, float)) and 0 < value < 1):
                 raise SpecError(f"{flag}: must be a number strictly between 0 and 1, got {value!r}")
-        if self.val_frac + self.test_frac >= 1:
+        if self.mode == "paper" and self.val_frac + self.test_frac >= 1:
             raise SpecError(f"--val-frac + --test-frac must be < 1, got {self.val_frac} + "
                             f"{self.test_frac}")
         if self.layout not in SPLIT_LAYOUTS:
@@ -143,40 +138,48 @@ class RunSpec:
         return replace(self, methods=tuple(methods))
 
     # ------------------------------------------------------------ the CLI's argument list
-    def to_argv(self, dataset: str | None = None) -> list[str]:
-        """``["run", DATASET, flags...]``: :meth:`from_argv` of it gives this spec back."""
-        argv = ["run", self.dataset if dataset is None else dataset]
+    def to_argv(self, *extra: str) -> list[str]:
+        """``["run", DATASET, flags..., *extra]``: :meth:`from_argv` of it gives this spec back
+        (values that start with '-' are written ``--flag=value``, such a dataset after ``--``).
+        ``extra``: output flags (``--out``) placed among the flags."""
+        argv = ["run"]
+
+        def opt(flag: str, value: str) -> None:
+            argv.extend([f"{flag}={value}"] if value.startswith("-") else [flag, value])
         if self.model:
-            argv += ["--embeddings", self.model]
-        argv += ["--methods", ",".join(self.names)]
+            opt("--embeddings", self.model)
+        opt("--methods", ",".join(self.names))
         s, default = self.split, SplitSpec()
         if s.mode == "file":
-            argv += ["--splits", s.file]
+            opt("--splits", s.file)
         elif s.mode == "qrels":
-            argv += ["--qrels-splits"]
-        argv += ["--seed", str(s.seed)]
+            argv.append("--qrels-splits")
+        opt("--seed", str(s.seed))
         if s.mode != "file" and s.val_frac != default.val_frac:
-            argv += ["--val-frac", repr(s.val_frac)]
+            opt("--val-frac", repr(s.val_frac))
         if s.mode == "paper" and s.test_frac != default.test_frac:
-            argv += ["--test-frac", repr(s.test_frac)]
+            opt("--test-frac", repr(s.test_frac))
         if s.mode == "paper" and s.layout != default.layout:
-            argv += ["--layout", s.layout]
+            opt("--layout", s.layout)
         if self.ood:
-            argv += ["--ood", self.ood]
+            opt("--ood", self.ood)
         flags: dict[str, int] = {}
         for m in self.methods:
             spec = registry.get(m.name)
             if m.gamma.mode != "auto":
-                argv += [f"--gamma-{spec.gamma_flag}", str(m.gamma)]
+                opt(f"--gamma-{spec.gamma_flag}", str(m.gamma))
             for p in spec.params:
                 if flags.setdefault(p.flag, m.params[p.name]) != m.params[p.name]:
                     raise SpecError(f"{p.flag} differs between methods; the CLI sets one value")
         for p in _params():
             if p.flag in flags and flags[p.flag] != p.default:
-                argv += [p.flag, str(flags[p.flag])]
+                opt(p.flag, str(flags[p.flag]))
         if self.max_file_mb is not None:
-            argv += ["--max-file-mb", repr(float(self.max_file_mb))]
-        return argv
+            opt("--max-file-mb", repr(float(self.max_file_mb)))
+        argv.extend(extra)
+        if self.dataset.startswith("-"):
+            return argv + ["--", self.dataset]
+        return argv[:1] + [self.dataset] + argv[1:]
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "RunSpec":
@@ -262,7 +265,7 @@ def _methods_arg(text: str) -> tuple[str, ...]:
 
 def _int_arg(flag: str):
     def parse(text: str) -> int:
-        if not re.fullmatch(r"[+-]?\d{1,12}", text.strip()):
+        if not re.fullmatch(r"[+-]?\d{1,30}", text.strip()):
             raise argparse.ArgumentTypeError(f"{flag} expects an integer, got {text[:40]!r}")
         return int(text)
     return parse
@@ -316,9 +319,16 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
 
 
 def _check_every_flag(args: argparse.Namespace) -> None:
+    """Each γ flag against its method's bounds (``--gamma`` against the chosen methods that it
+    sets), each parameter flag against its range, whether or not a chosen method uses it."""
+    chosen = args.methods or registry.default_names()
+    if args.gamma is not None:
+        GammaSpec.parse(args.gamma, "--gamma")
     for name in registry.gamma_methods():
         bounds, flag = registry.get(name).gamma, f"--gamma-{registry.get(name).gamma_flag}"
-        for given, what in ((getattr(args, _dest(flag)), flag), (args.gamma, "--gamma"),
+        own = getattr(args, _dest(flag))
+        uses_gamma = name in chosen and own is None
+        for given, what in ((own, flag), (args.gamma if uses_gamma else None, "--gamma"),
                             (args.gamma_grid if bounds.default_grid else None, "--gamma-grid")):
             if given is not None:
                 try:
@@ -327,9 +337,7 @@ def _check_every_flag(args: argparse.Namespace) -> None:
                     used = f" (used by {name}; set {flag} separately)" if what == "--gamma" else ""
                     raise SpecError(f"{exc}{used}") from None
     for p in _params():
-        value = getattr(args, _dest(p.flag))
-        if value < p.minimum:
-            raise SpecError(f"{p.flag}: must be an integer >= {p.minimum}, got {value!r}")
+        p.check(getattr(args, _dest(p.flag)))
 
 
 # ------------------------------------------------------------------ from spec to data

@@ -72,7 +72,8 @@ with c2:
         st.download_button("Per-query metrics, OOD (CSV)", lambda: per_query_csv(result, ood=True),
                            file_name=f"{name}-per-query-ood.csv", mime="text/csv")
 with c3:
-    st.download_button("Split used (JSON)", lambda: split_json(result), file_name="splits.json",
+    st.download_button("Split used (JSON)", lambda: split_json(result),
+                       file_name=spec.split.file if spec.split.mode == "file" else "splits.json",
                        mime="application/json")
     st.download_button("Figures (one HTML file, works offline)", all_figures,
                        file_name=f"{name}-figures.html", mime="text/html")

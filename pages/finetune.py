@@ -96,7 +96,9 @@ for col, m in zip(cols, nudges):
     res = result.methods[m]
     high = registry.get(m).gamma.high
     top = float(high) if np.isfinite(high) else float(max(1.0, 4 * (res.gamma or 0)))
-    if ss.get(f"slider_run_{m}") != run_key:  # a new fit: the slider starts at its chosen γ
+    # a new fit, or a return to this page (Streamlit then dropped the widget's value): the
+    # slider starts at the fit's chosen γ
+    if ss.get(f"slider_run_{m}") != run_key or f"slider_{m}" not in ss:
         ss[f"slider_run_{m}"] = run_key
         ss[f"slider_{m}"] = float(min(res.gamma, top))
     with col:

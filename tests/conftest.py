@@ -59,7 +59,7 @@ def extra_method():
 
     registry.register(registry.MethodSpec(
         "flipped", "flipped queries", "#000000", Flipped, changes="queries", metric="cos",
-        objective="none", params=(registry.Param("strength", "--flip-strength", 1, 1, "how much"),),
+        objective="none", params=(registry.Param("strength", "--flip-strength", 1, 1, 10, "how much"),),
         default=False))
     yield "flipped"
     registry.unregister("flipped")

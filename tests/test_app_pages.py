@@ -202,7 +202,7 @@ def test_split_file_upload_and_bad_split(toy):
     facts = dict(zip(at.dataframe[0].value["fact"], at.dataframe[0].value["value"]))
     assert facts["test queries"] == "30"
     goto(at, "pages/export.py")
-    assert "--splits splits.json" in at.code[0].value
+    assert "--splits s.json" in at.code[0].value  # named as the user uploaded it
     goto(at, "pages/data.py")
     bad = {"train": ids[:100], "val": ["nope"], "test": ids[120:]}
     at.file_uploader(key="split_upload").set_value(("bad.json", json.dumps(bad).encode(),
@@ -325,3 +325,48 @@ def test_a_registered_method_appears_in_the_app(extra_method):
     assert "flipped queries" in set(at.dataframe[0].value["method"])
     goto(at, "pages/export.py")
     assert any("--methods none,nudge-n,flipped" in c.value for c in at.code)
+
+
+def test_slider_returns_to_the_chosen_gamma_after_leaving_the_page():
+    at = new_app()
+    goto(at, "pages/finetune.py")
+    {r.label: r for r in at.radio}["NUDGE-M γ"].set_value("fixed")
+    [n for n in at.number_input if n.label.startswith("fixed NUDGE-M")][0].set_value(0.05)
+    at.button[0].click().run()
+    assert at.slider(key="slider_nudge-m").value == pytest.approx(0.05)
+    goto(at, "pages/results.py")
+    goto(at, "pages/finetune.py")
+    assert at.slider(key="slider_nudge-m").value == pytest.approx(0.05)
+    assert all(m.delta.startswith("+0.0000") or m.delta.startswith("-0.0000") for m in at.metric)
+
+
+def test_switching_embedding_set_in_a_folder_resplits_with_that_set(tmp_path):
+    """The k-means OOD split depends on the embeddings: model b must not reuse model a's split."""
+    from nudge_core import kmeans_ood_split, load_dataset, paper_split
+    from explorer_app import runs
+
+    folder = tmp_path / "two"
+    c, q, qr = make_arrays(n_records=240, n_queries=150, seed=3, noise=0.5)
+    write_dataset(folder, c, q, qr, model="a")
+    c2, q2, _ = make_arrays(n_records=240, n_queries=150, seed=9, noise=0.5, dim=8)
+    write_dataset(folder, c2, q2, qr, model="b")
+    at = new_app()
+    at.radio[0].set_value("path").run()
+    at.text_input[0].set_value(str(folder)).run()
+
+    def load(model):
+        at.selectbox[0].set_value(model).run()
+        [b for b in at.button if b.label == "Load folder"][0].click().run()
+        assert not at.exception, [e.value for e in at.exception]
+    load("a")
+    [r for r in at.radio if r.label == "Out-of-distribution check"][0].set_value("kmeans").run()
+    goto(at, "pages/finetune.py")
+    goto(at, "pages/data.py")
+    at.radio[0].set_value("path").run()
+    load("b")
+    goto(at, "pages/ood.py")
+    result = list(runs.EXPERIMENTS.items.values())[-1]
+    ds_b = load_dataset(folder, "b")
+    expect = kmeans_ood_split(ds_b, paper_split(ds_b.labelled_ids, seed=0), seed=0)
+    assert result.dataset.model == "b"
+    assert sorted(result.split.ood) == sorted(expect.ood)

@@ -1051,7 +1051,7 @@ CLI_ARG_CASES = [
     ("gamma-n-inf", lambda t: ["--gamma-n", "inf"], ("--gamma-n",)),
     ("gamma-above-4-with-nudge-n", lambda t: ["--gamma", "5", "--methods", "nudge-n"],
      ("--gamma", "nudge-n")),
-    ("val-k-zero", lambda t: ["--val-k", "0"], ("--val-k", ">= 1")),
+    ("val-k-zero", lambda t: ["--val-k", "0"], ("--val-k", "[1, 1000]")),
     ("val-k-negative", lambda t: ["--val-k", "-3"], ("--val-k",)),
     ("val-k-float", lambda t: ["--val-k", "1.5"], ("--val-k",)),
     ("adaptor-epochs-zero", lambda t: ["--adaptor-epochs", "0"], ("--adaptor-epochs",)),

@@ -126,3 +126,15 @@ def test_cli_on_scifact_reproduces_reference(scifact_path, tmp_path):
     assert m["none"]["metrics"]["ndcg@10"] == pytest.approx(0.6123, abs=0.002)
     assert m["nudge-m"]["metrics"]["ndcg@10"] == pytest.approx(0.7794, abs=0.002)
     assert m["nudge-n"]["metrics"]["ndcg@10"] == pytest.approx(0.8159, abs=0.002)
+
+
+def test_ood_query_set_from_a_zip(folder, tmp_path):
+    from synthetic import zip_folder
+
+    archive = tmp_path / "ood.zip"
+    archive.write_bytes(zip_folder(folder / "ood", root="ood"))
+    out = tmp_path / "r.json"
+    assert main(["run", str(folder / "toy"), "--methods", "nudge-n", "--ood", str(archive),
+                 "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["ood"]["n_queries"] == 30 and res["ood"]["source"] == str(archive)

@@ -7,8 +7,9 @@ import json
 import pytest
 
 from nudge_core import registry
-from nudge_core.runspec import (MAX_GRID, GammaSpec, MethodSettings, RunSpec, SpecError, SplitSpec,
-                                make_split, parse_number)
+from nudge_core.gamma_path import MAX_GRID
+from nudge_core.runspec import (GammaSpec, MethodSettings, RunSpec, SpecError, SplitSpec, make_split,
+                                parse_number)
 from nudge_core.splits import kmeans_ood_split, paper_split
 from synthetic import make_dataset
 
@@ -22,6 +23,7 @@ SPECS = [
     RunSpec("d", split=SplitSpec("file", seed=7, file="splits.json"),
             methods=(MethodSettings("nudge-m", 0.2015), MethodSettings("adaptor", params={"max_epochs": 9})),
             ood="some/ood dir"),
+    RunSpec("-dash data", "-model", SplitSpec("file", file="-s.json"), ood="-ood"),
 ]
 
 
@@ -38,6 +40,15 @@ def test_a_range_stays_a_range():
     assert gamma.mode == "range" and str(gamma) == "0.0:0.1:0.005"
     assert "0.0:0.1:0.005" in spec.to_argv()
     assert len(gamma.grid()) == 21 and gamma.grid()[-1] == 0.1
+
+
+def test_gamma_is_checked_only_against_the_methods_it_sets():
+    assert RunSpec.from_argv(["run", "d", "--methods", "nudge-m", "--gamma", "5"]).method(
+        "nudge-m").gamma.value == 5
+    both = RunSpec.from_argv(["run", "d", "--gamma", "5", "--gamma-n", "0.1"])
+    assert both.method("nudge-m").gamma.value == 5 and both.method("nudge-n").gamma.value == 0.1
+    qrels = RunSpec.from_argv(["run", "d", "--qrels-splits", "--val-frac", "0.85"])
+    assert qrels.split.val_frac == 0.85  # test_frac plays no part in this mode
 
 
 def test_legacy_flags_map_onto_the_spec():
@@ -59,7 +70,9 @@ def test_legacy_flags_map_onto_the_spec():
     (["--gamma-n", f"0:4:{4 / (MAX_GRID + 5)}"], f"more than {MAX_GRID}"),
     (["--gamma-m", "0_1"], "expected a finite decimal number"),
     (["--gamma-m", "nan"], "expected a finite decimal number"),
-    (["--val-k", "0"], "--val-k: must be an integer >= 1"),
+    (["--val-k", "0"], r"--val-k: must be an integer in \[1, 1000\]"),
+    (["--val-k", "1000000000000"], r"--val-k: must be an integer in \[1, 1000\]"),
+    (["--methods", "nudge-m", "--gamma-grid", "0:9:1"], r"--gamma-grid: γ must be in \[0, 4\]"),
     (["--seed", "-1"], r"--seed: must be an integer in \[0, 2\*\*32\)"),
     (["--val-frac", "0.6", "--test-frac", "0.5"], "--val-frac \\+ --test-frac must be < 1"),
     (["--methods", "nudge-n,nudge-n"], "listed twice"),
