@@ -49,7 +49,8 @@ def mnrl_loss_and_grad(a: np.ndarray, q: np.ndarray, r: np.ndarray,
     Loss = mean_i -log softmax_j(scale * cos(a q_i, r_j))[i].
     """
     z = q @ a.T
-    norms = np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+    norms = np.linalg.norm(z, axis=1, keepdims=True)
+    norms = np.where(norms > 0, norms, 1.0)  # no 1e-12 floor: tiny queries keep their direction
     zh = z / norms
     p = _softmax_rows(scale * zh @ r.T)
     b = len(q)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +91,9 @@ def _check_writable(flag: str, path: str | None, folder: bool) -> None:
     if not path:
         return
     target = Path(path)
+    if not folder and target.exists() and not target.is_dir() and not target.is_file():
+        raise CliError(f"{flag}: {path} is not a regular file (a device or a pipe); give a file name "
+                       "such as result.json")
     if folder and target.exists() and not target.is_dir():
         raise CliError(f"{flag}: {path} exists and is not a folder")
     if not folder and target.is_dir():
@@ -116,22 +121,47 @@ def run(args: argparse.Namespace) -> int:
     print(f"{ds.name} / {ds.model}: {ds.n_records} records, dim {ds.dim}; queries: {sizes}")
     print(format_table(result))
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result.to_json(not args.no_per_query), indent=1),
-                                  encoding="utf-8")
+        _write("--out", args.out, lambda: (
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True),
+            Path(args.out).write_text(json.dumps(result.to_json(not args.no_per_query), indent=1),
+                                      encoding="utf-8")))
         print(f"wrote {args.out}")
     if args.save_embeddings:
-        _save_embeddings(result, Path(args.save_embeddings))
+        _write("--save-embeddings", args.save_embeddings,
+               lambda: _save_embeddings(result, Path(args.save_embeddings)))
         print(f"wrote embeddings under {args.save_embeddings}")
     return 0
 
 
+def _write(flag: str, path: str, write) -> None:
+    """Run ``write()``; a failure (disk full, permissions) names the flag and the path."""
+    try:
+        write()
+    except OSError as exc:
+        raise CliError(f"{flag}: could not write {path}: {exc.strerror or exc}") from None
+
+
+class _Terminated(Exception):
+    """SIGTERM, raised in the main thread so that temporary folders are removed on the way out."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         args = parser.parse_args(argv)
         if args.command == "run":
             return run(args)
+    except (KeyboardInterrupt, _Terminated) as exc:  # temporary folders are gone by now
+        print(f"error: {'interrupted' if isinstance(exc, KeyboardInterrupt) else 'terminated'} "
+              "before the run finished; its temporary files are removed", file=sys.stderr)
+        return 130 if isinstance(exc, KeyboardInterrupt) else 143
     except (CliError, SpecError, DataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -148,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"internal error: {type(exc).__name__}: {exc} (set NUDGE_DEBUG=1 for a traceback)",
               file=sys.stderr)
         return 3
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 1
 
 

@@ -60,8 +60,11 @@ class GammaBounds:
         return gamma
 
 
-#: NUDGE-M: any finite γ >= 0 (every pulled record moves by exactly γ).
-M_BOUNDS = GammaBounds(sweep_high=10.0)
+#: NUDGE-M: 0 <= γ <= 1000 (every pulled record moves by exactly γ; past 1000 a moved record is
+#: over a thousand times as long as the unit-norm others and wins every query it has any positive
+#: score for, so larger γ says nothing more; 1e308 gave NDCG 0).
+M_BOUNDS = GammaBounds(high=1000.0, why=" (a move of 1000 unit lengths already dominates every "
+                       "score)", sweep_high=10.0)
 #: NUDGE-N: γ bounds ||e - v||² of unit vectors, which is at most 4; the reference's grid 0 … 0.48.
 N_BOUNDS = GammaBounds(high=4.0, why=" (it bounds the squared change of a unit vector, at most 4)",
                        default_grid=tuple(0.02 * i for i in range(25)), sweep_high=4.0)
@@ -177,11 +180,18 @@ class GammaPath:
         self.pulled = np.any(self.c != 0, axis=1)
         self.c_hat = normalize_rows(self.c)
         if self.unit_norm:
-            a = np.einsum("ij,ij->i", self.v, self.c)
-            cc = np.einsum("ij,ij->i", self.c, self.c)
+            # u is the same for c and any multiple of it; c is first scaled by a power of two near
+            # its largest component (exact in floating point, so ordinary pulls give bit for bit
+            # what c itself gives), so that c·c cannot overflow or underflow whatever the scale
+            # of the queries (1e-30 or 1e30).
+            peak = np.max(np.abs(self.c), axis=1).astype(np.float64)
+            scale = np.exp2(np.round(np.log2(np.where(peak > 0, peak, 1.0))))
+            c = (self.c / scale[:, None]).astype(np.float32)
+            a = np.einsum("ij,ij->i", self.v, c)
+            cc = np.einsum("ij,ij->i", c, c)
             b = np.sqrt(np.maximum(cc - a * a, 0)).astype(np.float32)
             safe_b = np.where(b > 0, b, 1).astype(np.float32)
-            self.u = np.where((b > 0)[:, None], (self.c - a[:, None] * self.v) / safe_b[:, None],
+            self.u = np.where((b > 0)[:, None], (c - a[:, None] * self.v) / safe_b[:, None],
                               0).astype(np.float32)
             self.cos_vc = np.einsum("ij,ij->i", self.v, self.c_hat)
             self.stuck = ~self.pulled | (b == 0) | (a < 0)

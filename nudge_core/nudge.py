@@ -190,8 +190,9 @@ class NudgeM(_NudgeBase):
         prep = self.path_.prepare(val.emb, qv=act.qv)
         lo, hi = m_intervals(prep["qv"], prep["qc"], act.fixed_scores[:, 0], act.val_query,
                              act.val_local)
-        best, self.curve_gammas_, counts = sweep(lo, hi)
-        self.curve_objective_ = counts / len(val)
+        best, breaks, counts = sweep(lo[lo <= self.bounds.high], hi[lo <= self.bounds.high])
+        inside = breaks <= self.bounds.high  # the curve and the search stay within the bounds
+        self.curve_gammas_, self.curve_objective_ = breaks[inside], counts[inside] / len(val)
 
         def objective(g: float) -> float:
             return float(self.curve_objective_[np.searchsorted(self.curve_gammas_, g,

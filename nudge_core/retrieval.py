@@ -77,21 +77,37 @@ def _run_chunks(fn, n_rows: int, n_elems: int) -> None:
         f.result()
 
 
+#: Rows whose float32 norm falls outside this range are normalised in float64: their squares
+#: would overflow (components >~ 1e19) or lose precision as subnormals (components <~ 1e-19).
+SAFE_NORMS = (1e-15, 1e15)
+
+
 def normalize_rows(x: np.ndarray, out: np.ndarray | None = None,
                    block_rows: int = BLOCK_ROWS) -> np.ndarray:
     """Unit-norm copy of ``x`` (n, d) as float32, computed block by block.
 
-    Rows are divided by max(||row||, 1e-12), as ``torch.nn.functional.normalize`` does.
-    ``x`` may be a read-only memory map; ``out`` may be ``x`` itself when it is writable.
-    Large blocks are split across a few threads (the result does not depend on how).
+    Every non-zero finite row is divided by its own norm, whatever its scale: rows whose float32
+    norm is outside :data:`SAFE_NORMS` are recomputed in float64, so scaling a row by any finite
+    non-zero factor gives the same unit vector (to float32 rounding). Zero rows stay zero. (No
+    1e-12 floor as in ``torch.nn.functional.normalize``: with it, a row of norm 1e-20 stayed
+    near zero and cosine results changed with the data's scale.) ``x`` may be a read-only memory
+    map; ``out`` may be ``x`` itself when it is writable. Large blocks are split across a few
+    threads (the result does not depend on how).
     """
     if out is None:
         out = np.empty(x.shape, dtype=np.float32)
+    low, high = SAFE_NORMS
 
     def rows(start: int, stop: int) -> None:
         block = np.asarray(x[start:stop], dtype=np.float32)
-        norms = row_norms(block)[:, None]
-        np.divide(block, np.maximum(norms, 1e-12), out=out[start:stop])
+        norms = row_norms(block)
+        target = out[start:stop]
+        np.divide(block, np.where(norms > 0, norms, 1)[:, None], out=target)  # zero rows stay 0
+        unsafe = ~((norms >= low) & (norms <= high))
+        if unsafe.any():
+            exact = np.asarray(x[start:stop][unsafe], dtype=np.float64)
+            n64 = np.sqrt(np.einsum("ij,ij->i", exact, exact))[:, None]
+            target[unsafe] = np.divide(exact, n64, out=np.zeros_like(exact), where=n64 > 0)
 
     for start in range(0, x.shape[0], block_rows):
         stop = min(start + block_rows, x.shape[0])

@@ -138,3 +138,62 @@ def test_ood_query_set_from_a_zip(folder, tmp_path):
                  "--out", str(out)]) == 0
     res = json.loads(out.read_text())
     assert res["ood"]["n_queries"] == 30 and res["ood"]["source"] == str(archive)
+
+
+STOPPABLE = """
+import sys, time, pathlib
+import nudge_core.data as data
+original = data.dataset_root
+def slow_root(path, *a):
+    pathlib.Path(sys.argv[1]).write_text("extracted")
+    time.sleep(60)
+    return original(path, *a)
+data.dataset_root = slow_root
+from nudge_core.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("sig, code, word", [(2, 130, "interrupted"), (15, 143, "terminated")])
+def test_ctrl_c_and_sigterm_remove_the_extraction_folder(folder, tmp_path, sig, code, word):
+    """Stopped while a zip is extracted: one error line, no traceback, no folder left behind."""
+    import os
+    import signal
+    import time
+    from synthetic import zip_folder
+
+    archive = tmp_path / "toy.zip"
+    archive.write_bytes(zip_folder(folder / "toy"))
+    scratch, ready = tmp_path / "scratch", tmp_path / "ready"
+    scratch.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", STOPPABLE, str(ready), "run", str(archive)],
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "TMPDIR": str(scratch)})
+    deadline = time.time() + 60
+    while not ready.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert ready.exists(), proc.communicate()
+    assert list(scratch.iterdir())  # the extraction folder exists while it runs
+    proc.send_signal(signal.Signals(sig))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert err.strip().startswith(f"error: {word}") and "Traceback" not in err, err
+    assert list(scratch.iterdir()) == []
+
+
+def test_out_must_be_a_regular_file(folder, capsys):
+    assert main(["run", str(folder / "toy"), "--methods", "nudge-n", "--out", "/dev/full"]) == 2
+    err = capsys.readouterr().err
+    assert "--out: /dev/full is not a regular file" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_failed_write_names_the_flag_and_the_file(folder, tmp_path, capsys, monkeypatch):
+    from pathlib import Path
+
+    def full(self, *a, **k):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(Path, "write_text", full)
+    out = tmp_path / "r.json"
+    assert main(["run", str(folder / "toy"), "--methods", "nudge-n", "--out", str(out)]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress lines
+    assert last == f"error: --out: could not write {out}: No space left on device"

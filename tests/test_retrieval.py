@@ -186,3 +186,16 @@ def test_normalize_rows_works_in_a_forked_child_after_threads_ran(threaded):
         child.kill()
     assert not alive, "normalize_rows hung in a forked child (inherited pool without threads)"
     assert queue.get(timeout=5) == pytest.approx(2000 * np.sqrt(8))
+
+
+def test_normalize_rows_is_scale_free_and_keeps_zero_rows():
+    """Any finite non-zero scale gives the same unit rows (float64 for extreme norms); before,
+    rows of norm < 1e-12 stayed near zero and rows of components > ~1e19 became zero."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((40, 24)).astype(np.float32)
+    x[5] = 0
+    unit = normalize_rows(x)
+    assert not unit[5].any() and np.allclose(np.linalg.norm(np.delete(unit, 5, 0), axis=1), 1, atol=1e-6)
+    for scale in (1e-38, 1e-30, 1e-13, 1e13, 1e25, 1e36):
+        scaled = (x.astype(np.float64) * scale).astype(np.float32)
+        assert np.abs(normalize_rows(scaled) - unit).max() < 1e-6, scale

@@ -64,6 +64,7 @@ def test_legacy_flags_map_onto_the_spec():
     (["--gamma-n", "5"], r"--gamma-n: γ must be in \[0, 4\]"),
     (["--gamma", "5"], r"used by nudge-n; set --gamma-n separately"),
     (["--gamma-m", "-1"], "--gamma-m: γ must be a finite number >= 0"),
+    (["--gamma-m", "1e308"], r"--gamma-m: γ must be in \[0, 1000\]"),
     (["--gamma-n", "0.3:0.1:0.01"], "runs from 0.3 down to 0.1"),
     (["--gamma-n", "0:0.1:0.5"], "step 0.5 is larger than the range"),
     (["--gamma-n", "0:0.1:0"], "step must be > 0"),
