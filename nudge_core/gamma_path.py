@@ -82,8 +82,9 @@ def parse_number(text: str, what: str) -> float:
 @dataclass(frozen=True)
 class GammaSpec:
     """How a method's γ is set. ``mode``: "auto" (the method's own choice), "fixed" (``value``),
-    "range" (``start``:``stop``:``step``, stop included when on the grid) or "grid" (``values``,
-    searched in the order given)."""
+    "range" (``start``:``stop``:``step``, stop included when on the grid), "grid" (``values``,
+    searched in the order given) or "exact" (the exact step curve of the validation objective
+    over [``start``, ``stop``], default the method's whole range; :mod:`exact_path`)."""
 
     mode: str = "auto"
     value: float | None = None
@@ -94,9 +95,16 @@ class GammaSpec:
 
     @classmethod
     def parse(cls, text: str | float | None, what: str = "gamma") -> "GammaSpec":
-        """From the CLI's text: ``auto``, ``G``, ``START:STOP:STEP`` or ``G1,G2,...``."""
+        """From the CLI's text: ``auto``, ``G``, ``START:STOP:STEP``, ``G1,G2,...``, ``exact`` or
+        ``exact:LOW:HIGH``."""
         if text is None or (isinstance(text, str) and text.strip() == "auto"):
             return cls()
+        if isinstance(text, str) and text.strip().split(":")[0] == "exact":
+            parts = text.strip().split(":")[1:]
+            if len(parts) not in (0, 2):
+                raise SpecError(f"{what}: expected exact or exact:LOW:HIGH, got {text[:40]!r}")
+            low, high = (parse_number(p, what) for p in parts) if parts else (None, None)
+            return cls("exact", start=low, stop=high)
         if isinstance(text, (int, float, np.floating)) and not isinstance(text, bool):
             return cls("fixed", value=parse_number(repr(float(text)), what))
         text = str(text).strip()
@@ -117,6 +125,8 @@ class GammaSpec:
             return f"{self.start!r}:{self.stop!r}:{self.step!r}"
         if self.mode == "grid":
             return ",".join(repr(v) for v in self.values)
+        if self.mode == "exact":
+            return "exact" if self.start is None else f"exact:{self.start!r}:{self.stop!r}"
         return "auto"
 
     def grid(self) -> tuple[float, ...] | None:
@@ -130,8 +140,16 @@ class GammaSpec:
 
     def check(self, bounds, what: str) -> None:
         """Refuse what ``bounds`` (:class:`~nudge_core.gamma_path.GammaBounds`) does not allow."""
-        if self.mode not in ("auto", "fixed", "range", "grid"):
-            raise SpecError(f"{what}: mode must be auto, fixed, range or grid, got {self.mode!r}")
+        if self.mode not in ("auto", "fixed", "range", "grid", "exact"):
+            raise SpecError(f"{what}: mode must be auto, fixed, range, grid or exact, got {self.mode!r}")
+        if self.mode == "exact" and self.start is not None:
+            for g in (self.start, self.stop):
+                try:
+                    bounds.check(g, "each γ bound")
+                except ValueError as exc:
+                    raise SpecError(f"{what}: {exc}") from None
+            if not self.start < self.stop:
+                raise SpecError(f"{what}: the bounds must be LOW:HIGH with LOW < HIGH, got {self}")
         if self.mode == "range":
             if not self.step > 0:
                 raise SpecError(f"{what}: the step must be > 0, got {self.step!r}")
@@ -158,6 +176,9 @@ class GammaSpec:
             return {"gamma": self.value}
         if self.mode in ("range", "grid"):
             return {"gammas": self.grid()}
+        if self.mode == "exact":
+            return {"exact": True, **({} if self.start is None
+                                      else {"gamma_bounds": (self.start, self.stop)})}
         return {}
 
 

@@ -60,6 +60,20 @@ def hit_at_1(gains: np.ndarray) -> np.ndarray:
     return (gains[:, 0] > 0).astype(np.float64)
 
 
+def objective_values(top_rows: np.ndarray, relevance, family: str, k: int) -> np.ndarray:
+    """(n_queries,) one validation objective per query for rows ranked best first (at least k
+    columns): ``family`` "hit" (hit@1), "recall", "ndcg" or "mrr" at cut-off ``k``;
+    ``relevance``: the queries' :class:`~nudge_core.relevance.Relevance`."""
+    gains = relevance.gains(top_rows)
+    if family == "hit":
+        return hit_at_1(gains)
+    if family == "recall":
+        return recall_at_k(gains, relevance.n_relevant, k)
+    if family == "ndcg":
+        return ndcg_at_k(gains, relevance.ideal, k)
+    return mrr_at_k(gains, k)
+
+
 def evaluate(top_rows: np.ndarray, queries: QuerySet, ks: tuple[int, ...] = KS) -> dict[str, np.ndarray]:
     """Per-query metrics for rows ranked best first: ``{"ndcg@10": (n,) array, ..., "hit@1": ...}``.
 

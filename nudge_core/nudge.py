@@ -26,7 +26,8 @@ from .errors import DataError
 from .estimator import FineTuner, unit_records
 from .gamma_path import M_BOUNDS, N_BOUNDS, GammaBounds, GammaPath, GammaScorer, m_intervals, sweep
 from .index import ExactIndex, Index
-from .metrics import recall_at_k
+from .exact_path import StepCurve, exact_curve, parse_objective
+from .metrics import objective_values
 from .retrieval import merge_topk, row_norms
 
 
@@ -83,19 +84,75 @@ def prepare_active(index: Index, train: QuerySet, val: QuerySet, k_fixed: int) -
                      val_query, np.searchsorted(rows, val_rows))
 
 
+CHOOSE_RULES = ("smallest", "plateau-middle")
+
+
 class _NudgeBase(FineTuner):
-    """NUDGE-M and NUDGE-N: γ fixed, searched on ``gammas``, or (default) chosen on validation."""
+    """NUDGE-M and NUDGE-N: γ fixed, searched on ``gammas``, or chosen on validation.
+
+    Shared parameters: ``gamma`` (fixed γ), ``gammas`` (a grid), ``val_k``, ``objective``
+    ("hit@1", "recall@K", "ndcg@K", "mrr@K"; None = the method's own), ``exact`` (search the
+    exact step curve of the objective, :mod:`exact_path`; None = the method's default),
+    ``gamma_bounds`` ((low, high) the exact search allows; None = the method's whole range) and
+    ``choose`` ("smallest": the paper's smallest γ reaching the best value; "plateau-middle": the
+    middle of the widest best plateau).
+    """
 
     unit_norm = False
     bounds: GammaBounds = M_BOUNDS
+    exact_by_default = True
 
     def __init__(self, gamma: float | None = None,
-                 gammas: tuple[float, ...] | np.ndarray | None = None, val_k: int = 1) -> None:
+                 gammas: tuple[float, ...] | np.ndarray | None = None, val_k: int = 1,
+                 objective: str | None = None, exact: bool | None = None,
+                 gamma_bounds: tuple[float, float] | None = None, choose: str = "smallest") -> None:
         self.gamma = gamma
         self.gammas = gammas
         self.val_k = val_k
+        self.objective = objective
+        self.exact = exact
+        self.gamma_bounds = gamma_bounds
+        self.choose = choose
+
+    def _objective(self) -> str:
+        return self.objective or "hit@1"
+
+    def _exact(self) -> bool:
+        return self.exact_by_default if self.exact is None else bool(self.exact)
+
+    def _interval(self) -> tuple[float, float]:
+        if self.gamma_bounds is None:
+            return self.bounds.low, self.bounds.high
+        return tuple(float(g) for g in self.gamma_bounds)
+
+    def _exact_curve(self, val: QuerySet) -> StepCurve:
+        act = self.active_
+        return exact_curve(self.path_, val, act.fixed_scores, act.val_query, act.val_local,
+                           self._objective(), self._interval())
+
+    def _use_curve(self, curve: StepCurve, gamma: float | None) -> float:
+        """Record an exact curve and return the γ it chooses (or ``gamma`` when fixed)."""
+        self.curve_ = curve
+        self.curve_gammas_, self.curve_objective_ = curve.breaks, curve.after
+        gamma = curve.choose(self.choose) if gamma is None else gamma
+        self.objective_ = curve.value(gamma)
+        return gamma
 
     def _check_params(self) -> None:
+        if not isinstance(self.val_k, (int, np.integer)) or isinstance(self.val_k, bool) \
+                or self.val_k < 1:
+            raise ValueError(f"val_k must be an integer >= 1, got {self.val_k!r}")
+        family_k = parse_objective(self._objective())
+        if self.choose not in CHOOSE_RULES:
+            raise ValueError(f"choose must be one of {CHOOSE_RULES}, got {self.choose!r}")
+        if self.gamma_bounds is not None:
+            lo, hi = (self.bounds.check(g, "gamma_bounds") for g in self.gamma_bounds)
+            if not lo < hi:
+                raise ValueError(f"gamma_bounds must be (low, high) with low < high, got "
+                                 f"{tuple(self.gamma_bounds)}")
+        if self.choose != "smallest" and not self._exact():
+            raise ValueError("choose='plateau-middle' needs the exact search (exact=True)")
+        self._k = family_k[1]
         if self.gamma is not None:
             self.bounds.check(self.gamma, "gamma")
         if self.gammas is not None:
@@ -103,13 +160,11 @@ class _NudgeBase(FineTuner):
                 raise ValueError("gammas is empty; give at least one γ to evaluate")
             for g in self.gammas:
                 self.bounds.check(g, "every γ in gammas")
-        if not isinstance(self.val_k, (int, np.integer)) or isinstance(self.val_k, bool) \
-                or self.val_k < 1:
-            raise ValueError(f"val_k must be an integer >= 1, got {self.val_k!r}")
+        if self.gammas is not None and (self.exact or self.gamma_bounds is not None):
+            raise ValueError("give either gammas (a grid) or an exact search (exact, gamma_bounds)")
 
     def _start(self, records: np.ndarray, train: QuerySet, val: QuerySet, k_fixed: int,
                normalized: np.ndarray | None) -> None:
-        self._check_params()
         if records.ndim != 2:
             raise DataError(f"records must be a 2-D (n, d) matrix, got shape {records.shape}", "records")
         _check_queries(train, val, records.shape[1])
@@ -150,7 +205,12 @@ class _NudgeBase(FineTuner):
         return np.column_stack([self.curve_gammas_, self.curve_objective_])
 
     def describe(self) -> dict:
+        exact = getattr(self, "curve_", None)
         return {"gamma_curve": [[float(g), float(o)] for g, o in self.gamma_curve_],
+                **({"gamma_curve_points": exact.point.tolist(), "gamma_bounds": [exact.lo, exact.hi]}
+                   if exact is not None else {}),
+                "objective": self._objective(), "search": "exact" if exact is not None else "grid",
+                "choose": self.choose,
                 "validation_objective": float(self.objective_),
                 "moved_records": int(len(self.moved_)),
                 "mean_shift": float(self.shift_.mean()) if len(self.shift_) else 0.0}
@@ -159,33 +219,51 @@ class _NudgeBase(FineTuner):
 class NudgeM(_NudgeBase):
     """NUDGE-M: every pulled record moves by exactly γ toward its pull; inner-product retrieval.
 
-    Parameters
-    ----------
-    gamma: fixed γ >= 0, or None to choose it on validation queries.
-    gammas: choose γ among these values only (the first best one, in the order given); None
-        (default) = exactly, over every γ >= 0 (interval sweep).
-    val_k: accepted for a uniform interface; the objective is hit@1 (must be 1).
+    Parameters (see :class:`_NudgeBase`): by default γ is chosen exactly over [0, 1000] by
+    validation hit@1 (the share of validation queries whose top-1 record is relevant), with the
+    interval sweep of the reference; another ``objective``, ``gamma_bounds`` or
+    ``choose="plateau-middle"`` use the exact step curve of :mod:`exact_path`; ``gammas``
+    restricts the choice to a grid (the first best value in the order given). ``val_k`` must be
+    1 (use ``objective`` for another cut-off).
 
-    The validation objective is the share of validation queries whose top-1 record is relevant,
-    known exactly at every γ. Fitted attributes: ``gamma_``, ``objective_`` (the objective at
-    ``gamma_``), ``curve_gammas_``/``curve_objective_`` (the step function at every sweep
-    breakpoint), ``index_`` / ``embeddings_`` (n, d) float32 not unit norm, ``moved_`` (record
-    rows), ``shift_`` (their ||e - v||, all = γ), ``fit_seconds_``.
+    Fitted attributes: ``gamma_``, ``objective_`` (the objective at ``gamma_``),
+    ``curve_gammas_``/``curve_objective_`` (the step function at every breakpoint; ``curve_``
+    the full :class:`~nudge_core.exact_path.StepCurve` when the exact curve was used),
+    ``index_`` / ``embeddings_`` (n, d) float32 not unit norm, ``moved_`` (record rows),
+    ``shift_`` (their ||e - v||, all = γ), ``fit_seconds_``.
     """
 
     unit_norm = False
     bounds = M_BOUNDS
+    exact_by_default = True
 
     def _check_params(self) -> None:
         super()._check_params()
         if self.val_k != 1:
-            raise ValueError(f"val_k must be 1 for NUDGE-M (its objective is hit@1), got {self.val_k!r}")
+            raise ValueError(f"val_k must be 1 for NUDGE-M (give objective='recall@K' etc. for "
+                             f"another cut-off), got {self.val_k!r}")
+        if self.exact is False and self.gammas is None and self.gamma is None:
+            raise ValueError("NUDGE-M has no default grid: give gammas, or leave exact on")
 
     def fit(self, records: np.ndarray, train: QuerySet, val: QuerySet, *,
             normalized: np.ndarray | None = None) -> "NudgeM":
         """records: (n, d) float32 (any norm; may be memory-mapped); ``normalized``: their
         unit-norm copy when the caller has one (read only). Returns self."""
-        self._start(records, train, val, 1, normalized)
+        self._check_params()
+        self._start(records, train, val, self._k, normalized)
+        fixed = None if self.gamma is None else float(self.gamma)
+        interval_sweep = (self._objective() == "hit@1" and self.choose == "smallest"
+                          and self.gamma_bounds is None)
+        if not interval_sweep:
+            grid = None if self.gammas is None else [float(g) for g in self.gammas]
+            curve = exact_curve(self.path_, val, self.active_.fixed_scores, self.active_.val_query,
+                                self.active_.val_local, self._objective(),
+                                (min(grid), max(grid)) if grid else self._interval())
+            if grid is not None and fixed is None:
+                values = np.round([curve.value(g) for g in grid], 12)
+                fixed = grid[int(np.argmax(values))]
+            self._finish(self._use_curve(curve, fixed))
+            return self
         act = self.active_
         prep = self.path_.prepare(val.emb, qv=act.qv)
         lo, hi = m_intervals(prep["qv"], prep["qc"], act.fixed_scores[:, 0], act.val_query,
@@ -197,8 +275,8 @@ class NudgeM(_NudgeBase):
         def objective(g: float) -> float:
             return float(self.curve_objective_[np.searchsorted(self.curve_gammas_, g,
                                                                side="right") - 1])
-        if self.gamma is not None:
-            gamma = float(self.gamma)
+        if fixed is not None:
+            gamma = fixed
         elif self.gammas is not None:
             grid = [float(g) for g in self.gammas]
             gamma = grid[int(np.argmax(np.round([objective(g) for g in grid], 12)))]
@@ -212,12 +290,10 @@ class NudgeM(_NudgeBase):
 class NudgeN(_NudgeBase):
     """NUDGE-N: maximise c·e on the unit sphere with ||e - v||² <= γ; cosine retrieval.
 
-    Parameters
-    ----------
-    gamma: fixed γ in [0, 4], or None to search ``gammas``.
-    gammas: the grid searched (default the reference's 0, 0.02, ..., 0.48); ties go to the
-        smallest γ, evaluated in the order given.
-    val_k: the validation objective is mean recall@val_k, denominator min(|R|, val_k).
+    Parameters (see :class:`_NudgeBase`): by default γ is searched on ``gammas`` (default the
+    reference's 0, 0.02, ..., 0.48; ties go to the first best in the order given) by validation
+    recall@``val_k`` (denominator min(|R|, val_k)); ``exact=True`` finds the exact step curve of
+    the ``objective`` over ``gamma_bounds`` (default [0, 4]) instead.
 
     Fitted attributes as :class:`NudgeM`; ``shift_`` holds each moved record's ||e - v||
     (<= sqrt(γ)); ``embeddings_`` are unit norm.
@@ -225,13 +301,23 @@ class NudgeN(_NudgeBase):
 
     unit_norm = True
     bounds = N_BOUNDS
+    exact_by_default = False
+
+    def _objective(self) -> str:
+        return self.objective or f"recall@{self.val_k}"
 
     def fit(self, records: np.ndarray, train: QuerySet, val: QuerySet, *,
             normalized: np.ndarray | None = None) -> "NudgeN":
         """records: (n, d) float32 (any norm; may be memory-mapped); ``normalized``: their
         unit-norm copy when the caller has one (read only). Returns self."""
-        self._start(records, train, val, self.val_k, normalized)
-        k = min(int(self.val_k), records.shape[0])  # recall@k is the same for any k >= n
+        self._check_params()
+        self._start(records, train, val, self._k, normalized)
+        if self._exact() and self.gammas is None:
+            fixed = None if self.gamma is None else float(self.gamma)
+            self._finish(self._use_curve(self._exact_curve(val), fixed))
+            return self
+        k = min(self._k, records.shape[0])  # any k >= n ranks the same
+        family = parse_objective(self._objective())[0]
         if self.gamma is not None:
             grid = [float(self.gamma)]
         else:
@@ -239,11 +325,10 @@ class NudgeN(_NudgeBase):
                                        else self.gammas)]
         act = self.active_
         prep = self.path_.prepare(val.emb, qv=act.qv)
-        rel = val.relevance
         objectives = []
         for g in grid:
             top = merge_topk(self.path_.scores(prep, g), act.rows, act.fixed_scores, act.fixed_rows, k)
-            objectives.append(float(recall_at_k(rel.gains(top), rel.n_relevant, k).mean()))
+            objectives.append(float(objective_values(top, val.relevance, family, k).mean()))
         best = int(np.argmax(np.round(np.array(objectives), 12)))  # first max = smallest γ in order
         self.curve_gammas_ = np.array(grid, dtype=np.float64)
         self.curve_objective_ = np.array(objectives)

@@ -22,7 +22,9 @@ import numpy as np
 from . import registry
 from .data import Dataset, QuerySet, load_dataset, load_query_set
 from .errors import SpecError
+from .exact_path import parse_objective
 from .gamma_path import GammaSpec, parse_number
+from .nudge import CHOOSE_RULES
 from .splits import (SPLIT_LAYOUTS, Split, kmeans_ood_split, paper_split, split_from_dict,
                      split_from_json, split_from_qrels_files)
 
@@ -32,11 +34,16 @@ SPLIT_MODES = ("paper", "file", "qrels")
 @dataclass(frozen=True)
 class MethodSettings:
     """One method of a run: its registry name, γ (a :class:`GammaSpec`, or anything
-    :meth:`GammaSpec.parse` takes) and its registry parameters (defaults filled in)."""
+    :meth:`GammaSpec.parse` takes), its registry parameters (defaults filled in) and, for a
+    method with a γ, the validation ``objective`` (None = the method's own: NUDGE-M hit@1,
+    NUDGE-N recall@val_k) and the ``choose`` rule ("smallest" or "plateau-middle", which needs an
+    exact search)."""
 
     name: str
     gamma: GammaSpec | str | float | None = None
     params: dict = field(default_factory=dict)
+    objective: str | None = None
+    choose: str = "smallest"
 
     def __post_init__(self) -> None:
         spec = registry.get(self.name)
@@ -52,10 +59,27 @@ class MethodSettings:
                                             for p in spec.params})
         if spec.gamma is not None:
             gamma.check(spec.gamma, f"--gamma-{spec.gamma_flag}")
+        elif self.objective is not None or self.choose != "smallest":
+            raise SpecError(f"--objective / --choose: {self.name} has no γ to choose")
+        if self.objective is not None:
+            try:
+                object.__setattr__(self, "objective", "@".join(map(str, parse_objective(
+                    self.objective))))
+            except ValueError as exc:
+                raise SpecError(f"--objective: {exc}") from None
+        if self.choose not in CHOOSE_RULES:
+            raise SpecError(f"--choose: must be one of {', '.join(CHOOSE_RULES)}, got {self.choose!r}")
+        exact = gamma.mode == "exact" or (gamma.mode == "auto" and spec.gamma is not None
+                                          and spec.estimator.exact_by_default)
+        if self.choose != "smallest" and not exact:
+            raise SpecError(f"--choose {self.choose}: {self.name} needs an exact search for it "
+                            f"(--gamma-{spec.gamma_flag} exact, or --gamma-bounds LOW:HIGH)")
 
     def build(self):
         """A fresh, unfitted estimator with these settings."""
-        return registry.get(self.name).build(**self.gamma.estimator_kwargs(), **self.params)
+        extra = {} if registry.get(self.name).gamma is None else \
+            {"objective": self.objective, "choose": self.choose}
+        return registry.get(self.name).build(**self.gamma.estimator_kwargs(), **self.params, **extra)
 
 
 @dataclass(frozen=True)
@@ -164,6 +188,12 @@ class RunSpec:
         if self.ood:
             opt("--ood", self.ood)
         flags: dict[str, int] = {}
+        for flag, attr, default in (("--objective", "objective", None), ("--choose", "choose", "smallest")):
+            values = {getattr(m, attr) for m in self.methods if registry.get(m.name).gamma is not None}
+            if len(values) > 1:
+                raise SpecError(f"{flag} differs between methods; the CLI sets one value")
+            if values and values != {default}:
+                opt(flag, values.pop())
         for m in self.methods:
             spec = registry.get(m.name)
             if m.gamma.mode != "auto":
@@ -203,10 +233,13 @@ class RunSpec:
                     gamma = GammaSpec.parse(given, f"--gamma-{spec.gamma_flag}")
                 elif args.gamma is not None:
                     gamma = GammaSpec.parse(args.gamma, "--gamma")
+                elif args.gamma_bounds is not None:
+                    gamma = GammaSpec.parse(f"exact:{args.gamma_bounds}", "--gamma-bounds")
                 elif args.gamma_grid is not None and spec.gamma.default_grid is not None:
                     gamma = GammaSpec.parse(args.gamma_grid, "--gamma-grid")
             params = {p.name: getattr(args, _dest(p.flag)) for p in spec.params}
-            methods.append(MethodSettings(name, gamma, params))
+            choice = {} if spec.gamma is None else {"objective": args.objective, "choose": args.choose}
+            methods.append(MethodSettings(name, gamma, params, **choice))
         return cls(args.dataset, args.embeddings, split, tuple(methods), args.ood, args.max_file_mb)
 
     @classmethod
@@ -218,13 +251,14 @@ class RunSpec:
     # ------------------------------------------------------------ JSON
     def to_json(self) -> dict:
         return {"dataset": self.dataset, "model": self.model, "split": asdict(self.split),
-                "methods": [{"name": m.name, "gamma": str(m.gamma), "params": dict(m.params)}
-                            for m in self.methods],
+                "methods": [{"name": m.name, "gamma": str(m.gamma), "params": dict(m.params),
+                             "objective": m.objective, "choose": m.choose} for m in self.methods],
                 "ood": self.ood, "max_file_mb": self.max_file_mb, "argv": self.to_argv()}
 
     @classmethod
     def from_json(cls, obj: dict) -> "RunSpec":
-        methods = tuple(MethodSettings(m["name"], GammaSpec.parse(m["gamma"]), m["params"])
+        methods = tuple(MethodSettings(m["name"], GammaSpec.parse(m["gamma"]), m["params"],
+                                       m.get("objective"), m.get("choose", "smallest"))
                         for m in obj["methods"])
         return cls(obj["dataset"], obj["model"], SplitSpec(**obj["split"]), methods, obj["ood"],
                    obj["max_file_mb"])
@@ -312,6 +346,14 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
                          help=f"{spec.label} γ: auto, fixed, a range or a list (auto: {default})")
     run.add_argument("--gamma-grid", metavar="START:STOP:STEP|G1,G2",
                      help="γ grid for the methods that search a grid by default")
+    run.add_argument("--gamma-bounds", metavar="LOW:HIGH",
+                     help="search γ exactly within [LOW, HIGH] (every γ method not set otherwise)")
+    run.add_argument("--objective", metavar="hit@1|recall@K|ndcg@K|mrr@K",
+                     help="validation objective that chooses γ (default: NUDGE-M hit@1, NUDGE-N "
+                          "recall@val_k)")
+    run.add_argument("--choose", choices=CHOOSE_RULES, default="smallest",
+                     help="smallest γ reaching the best value (default), or the middle of the "
+                          "widest best plateau (exact search only)")
     for p in _params():
         run.add_argument(p.flag, type=_int_arg(p.flag), default=p.default, help=p.help)
     run.add_argument("--max-file-mb", type=_number_arg("--max-file-mb"),
@@ -324,12 +366,19 @@ def _check_every_flag(args: argparse.Namespace) -> None:
     chosen = args.methods or registry.default_names()
     if args.gamma is not None:
         GammaSpec.parse(args.gamma, "--gamma")
+    if args.objective is not None:
+        try:
+            parse_objective(args.objective)
+        except ValueError as exc:
+            raise SpecError(f"--objective: {exc}") from None
     for name in registry.gamma_methods():
         bounds, flag = registry.get(name).gamma, f"--gamma-{registry.get(name).gamma_flag}"
         own = getattr(args, _dest(flag))
         uses_gamma = name in chosen and own is None
         for given, what in ((own, flag), (args.gamma if uses_gamma else None, "--gamma"),
-                            (args.gamma_grid if bounds.default_grid else None, "--gamma-grid")):
+                            (args.gamma_grid if bounds.default_grid else None, "--gamma-grid"),
+                            (f"exact:{args.gamma_bounds}" if args.gamma_bounds else None,
+                             "--gamma-bounds")):
             if given is not None:
                 try:
                     GammaSpec.parse(given, what).check(bounds, what)

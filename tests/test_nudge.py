@@ -332,7 +332,8 @@ def test_estimators_follow_the_scikit_learn_contract(toy):
 
     ds, tr, va, _ = toy
     est = NudgeN(gammas=(0.1, 0.2), val_k=2)
-    assert est.get_params() == {"gamma": None, "gammas": (0.1, 0.2), "val_k": 2}
+    assert est.get_params() == {"gamma": None, "gammas": (0.1, 0.2), "val_k": 2, "objective": None,
+                                "exact": None, "gamma_bounds": None, "choose": "smallest"}
     twin = clone(est.set_params(val_k=3))
     assert twin.get_params()["val_k"] == 3 and not hasattr(twin, "gamma_curve_")
     assert LinearAdaptor(max_epochs=3).get_params()["max_epochs"] == 3

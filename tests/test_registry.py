@@ -23,7 +23,8 @@ def test_an_extra_method_runs_from_the_cli_and_lands_in_the_json(extra_method, t
     assert flip["metric"] == "cos" and flip["gamma"] is None
     assert flip["metrics"]["ndcg@10"] < res["methods"]["none"]["metrics"]["ndcg@10"]
     assert res["run_spec"]["methods"][1] == {"name": "flipped", "gamma": "auto",
-                                             "params": {"strength": 2}}
+                                             "params": {"strength": 2}, "objective": None,
+                                             "choose": "smallest"}
     assert "--flip-strength" in res["run_spec"]["argv"]
 
 

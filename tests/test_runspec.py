@@ -24,6 +24,10 @@ SPECS = [
             methods=(MethodSettings("nudge-m", 0.2015), MethodSettings("adaptor", params={"max_epochs": 9})),
             ood="some/ood dir"),
     RunSpec("-dash data", "-model", SplitSpec("file", file="-s.json"), ood="-ood"),
+    RunSpec("d", methods=(MethodSettings("nudge-m", "exact:0:2", objective="ndcg@10",
+                                         choose="plateau-middle"),
+                          MethodSettings("nudge-n", "exact", objective="ndcg@10",
+                                         choose="plateau-middle"))),
 ]
 
 
@@ -79,6 +83,11 @@ def test_legacy_flags_map_onto_the_spec():
     (["--methods", "nudge-n,nudge-n"], "listed twice"),
     (["--methods", "magic"], "unknown method"),
     (["--max-file-mb", "inf"], "--max-file-mb"),
+    (["--choose", "plateau-middle"], "nudge-n needs an exact search"),
+    (["--methods", "adaptor", "--objective", "p@3"], "--objective: objective must be"),
+    (["--gamma-bounds", "1:0"], "--gamma-bounds: the bounds must be LOW:HIGH with LOW < HIGH"),
+    (["--gamma-n", "exact:0:5"], r"--gamma-n: each γ bound must be in \[0, 4\]"),
+    (["--gamma-n", "exact:1"], "expected exact or exact:LOW:HIGH"),
 ])
 def test_bad_settings_name_the_flag(argv, match):
     with pytest.raises(SpecError, match=match):
