@@ -24,8 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError
-from .files import (check_matrix, dataset_root, load_matrix, read_id_list, read_jsonl_texts,
-                    read_qrels, remove_tree, safe_extract_zip)
+from .files import (MAX_ZIP_BYTES, MAX_ZIP_MEMBERS, cr_only_hint, dataset_root, excerpt, read_id_list,
+                    read_jsonl_texts, remove_tree, safe_extract_zip)
+from .matrices import check_matrix, degenerate_notes, load_matrix
+from .qrels import check_grade, read_qrels
 from .relevance import Relevance
 
 #: Order in which qrels files are pooled (then any other file, alphabetically), as BEIR names them.
@@ -113,7 +115,7 @@ class Dataset:
         unknown = [q for q in ids if q not in self.qrels]
         if unknown:
             raise DataError(f"{len(unknown)} query ids have no positive judgement or are unknown, "
-                            f"e.g. {unknown[:3]}", "split")
+                            f"e.g. {', '.join(excerpt(q) for q in unknown[:3])}", "split")
         rows = np.fromiter((self.query_row[q] for q in ids), dtype=np.int64, count=len(ids))
         emb = np.asarray(self.query_emb[rows], dtype=np.float32) if len(ids) else \
             np.zeros((0, self.dim), np.float32)
@@ -146,17 +148,19 @@ def _pool_qrels(files: dict[str, dict[str, dict[str, int]]], labels: dict[str, s
         line_of = (lines or {}).get(name, {})
         for qid, judged in files[name].items():
             if qid not in query_row:
-                raise DataError(f"query id {qid!r} is not in the query id list", labels[name],
+                raise DataError(f"query id {excerpt(qid)} is not in the query id list", labels[name],
                                 line=line_of.get((qid, next(iter(judged), ""))))
             merged = pooled.setdefault(qid, {})
             for did, grade in judged.items():
                 line = line_of.get((qid, did))
                 if did not in corpus_row:
-                    raise DataError(f"corpus id {did!r} (query {qid!r}) is not in the corpus id list",
+                    raise DataError(f"corpus id {excerpt(did)} (query {excerpt(qid)}) is not in the "
+                                    "corpus id list",
                                     labels[name], line=line)
                 if did in merged and merged[did] != grade:
-                    raise DataError(f"query {qid!r} judges record {did!r} {grade} here but "
-                                    f"{merged[did]} in {where[(qid, did)]}", labels[name], line=line)
+                    raise DataError(f"query {excerpt(qid)} judges record {excerpt(did)} {grade} here "
+                                    f"but {merged[did]} in {where[(qid, did)]}", labels[name],
+                                    line=line)
                 merged[did] = grade
                 where.setdefault((qid, did), labels[name])
     empty = [q for q, judged in pooled.items() if not any(g > 0 for g in judged.values())]
@@ -164,7 +168,7 @@ def _pool_qrels(files: dict[str, dict[str, dict[str, int]]], labels: dict[str, s
         del pooled[q]
     if empty:
         notes.append(f"excluded {len(empty)} queries without any positive judgement "
-                     f"(e.g. {', '.join(empty[:3])})")
+                     f"(e.g. {', '.join(excerpt(q) for q in empty[:3])})")
     if not pooled:
         raise DataError("no query has a positive judgement (score > 0); nothing to train or test on",
                         ", ".join(labels[name] for name in sorted(files, key=order)))
@@ -179,8 +183,9 @@ def _check_pair(corpus: np.ndarray, queries: np.ndarray, corpus_src: str, query_
 
 def _check_count(ids: list[str], arr: np.ndarray, ids_src: str, arr_src: str) -> None:
     if len(ids) != arr.shape[0]:
+        hint = next((h for h in map(cr_only_hint, ids) if h), "")
         raise DataError(f"has {len(ids)} ids but {arr_src} has {arr.shape[0]} rows; expected one id "
-                        "per row", ids_src)
+                        f"per row{hint}", ids_src)
 
 
 def available_models(folder: str | Path) -> list[str]:
@@ -199,7 +204,7 @@ def _pick_model(root: Path, model: str | None) -> str:
             raise DataError(f"holds several embedding sets; choose one of {models}", str(root))
         return models[0]
     if model not in models:
-        raise DataError(f"has no embedding set {model!r}; available: {models}", str(root))
+        raise DataError(f"has no embedding set {excerpt(model)}; available: {models}", str(root))
     return model
 
 
@@ -222,13 +227,16 @@ def _read_qrels_dir(root: Path, max_bytes: int | None) -> tuple[dict, dict, dict
 
 
 def load_dataset(path: str | Path, model: str | None = None, *, max_bytes: int | None = None,
-                 load_texts: bool = True, extract_dir: str | Path | None = None) -> Dataset:
+                 load_texts: bool = True, extract_dir: str | Path | None = None,
+                 max_zip_bytes: int = MAX_ZIP_BYTES, max_zip_members: int = MAX_ZIP_MEMBERS) -> Dataset:
     """Load and validate a dataset folder, or a ``.zip`` of one.
 
     ``model`` picks ``emb/<model>/`` (needed only when there are several). ``max_bytes`` caps each
-    file. A zip is checked (path traversal, symlinks, expansion ratio) and extracted to
-    ``extract_dir`` (default: a temporary folder); arrays are then read into memory so the folder
-    can go. Raises :class:`DataError` for any problem.
+    file (a ``.gz`` file's decompressed size included). A zip is checked (path traversal, symlinks,
+    at most ``max_zip_members`` members expanding to at most ``max_zip_bytes``, expansion ratio) and
+    extracted to ``extract_dir`` (default: a temporary folder); arrays are then read into memory so
+    the folder can go. Valid but degenerate data (dimension 1, all records or all queries in one
+    direction) is loaded with a note. Raises :class:`DataError` for any problem.
     """
     path = Path(path)
     if not path.exists():
@@ -243,7 +251,7 @@ def load_dataset(path: str | Path, model: str | None = None, *, max_bytes: int |
             ds.query_emb = np.array(ds.query_emb)
             ds.source, ds.name = str(path), path.stem
             return ds
-        return _from_zip(path, extract_dir, load)
+        return _from_zip(path, extract_dir, load, max_zip_bytes, max_zip_members)
     root = dataset_root(path)
     model = _pick_model(root, model)
     emb = root / "emb" / model
@@ -259,14 +267,15 @@ def load_dataset(path: str | Path, model: str | None = None, *, max_bytes: int |
     corpus_row = {c: i for i, c in enumerate(corpus_ids)}
     query_row = {q: i for i, q in enumerate(query_ids)}
     qrels = _pool_qrels(files, labels, corpus_row, query_row, notes, lines)
+    notes += degenerate_notes(corpus, "records") + degenerate_notes(queries, "queries")
     corpus_text = query_text = None
     if load_texts:
         for name in ("corpus.jsonl", "corpus.jsonl.gz"):
             if (root / name).is_file():
-                corpus_text = read_jsonl_texts(root / name, max_bytes)
+                corpus_text = read_jsonl_texts(root / name, max_bytes, notes)
                 break
         if (root / "queries.jsonl").is_file():
-            query_text = read_jsonl_texts(root / "queries.jsonl", max_bytes)
+            query_text = read_jsonl_texts(root / "queries.jsonl", max_bytes, notes)
     return Dataset(name=root.name, model=model, corpus_ids=corpus_ids, corpus_emb=corpus,
                    query_ids=query_ids, query_emb=queries, qrels=qrels, qrels_files=files,
                    corpus_text=corpus_text, query_text=query_text, notes=notes, source=str(root))
@@ -294,12 +303,14 @@ def dataset_from_arrays(corpus_emb: np.ndarray, query_emb: np.ndarray,
     for ids, arr, src in ((corpus_ids, corpus, "corpus_ids"), (query_ids, queries, "query_ids")):
         _check_count(ids, arr, src, src.replace("_ids", "_emb"))
         if len(set(ids)) != len(ids):
-            dup = next(i for i in ids if ids.count(i) > 1)
-            raise DataError(f"duplicate id {dup!r}", src)
-    files = {"qrels": {str(q): {str(d): int(g) for d, g in judged.items()}
-                       for q, judged in qrels.items()}}
+            seen: set[str] = set()
+            dup = next(i for i in ids if i in seen or seen.add(i))
+            raise DataError(f"duplicate id {excerpt(dup)}", src)
+    files = {"qrels": {str(q): {str(d): check_grade(g, f"qrels[{excerpt(q)}][{excerpt(d)}]")
+                                for d, g in judged.items()} for q, judged in qrels.items()}}
     pooled = _pool_qrels(files, {"qrels": "qrels"}, {c: i for i, c in enumerate(corpus_ids)},
                          {q: i for i, q in enumerate(query_ids)}, notes)
+    notes += degenerate_notes(corpus, "records") + degenerate_notes(queries, "queries")
     return Dataset(name=name, model=model, corpus_ids=corpus_ids, corpus_emb=corpus,
                    query_ids=query_ids, query_emb=queries, qrels=pooled, qrels_files=files,
                    notes=notes, source=name)
@@ -315,14 +326,16 @@ class ExtraQueries:
     notes: list[str]
 
 
-def _from_zip(archive: Path, extract_dir: str | Path | None, load):
+def _from_zip(archive: Path, extract_dir: str | Path | None, load, max_bytes: int, max_members: int):
     """``load(root)`` of the folder inside ``archive`` (checked and extracted to ``extract_dir``,
-    default a temporary folder removed afterwards); errors name the archive and its member, never
-    the temporary folder."""
+    default a temporary folder removed afterwards); errors and notes name the archive and its
+    member, never the temporary folder."""
     tmp = Path(extract_dir) if extract_dir else Path(tempfile.mkdtemp(prefix="nudge-zip-"))
     try:
-        safe_extract_zip(archive, tmp)
-        return load(dataset_root(tmp))
+        safe_extract_zip(archive, tmp, max_bytes=max_bytes, max_members=max_members)
+        loaded = load(dataset_root(tmp))
+        loaded.notes[:] = [n.replace(str(tmp) + os.sep, f"{archive.name}: ") for n in loaded.notes]
+        return loaded
     except DataError as exc:
         inner, prefix = exc.source or "", str(tmp) + os.sep
         if inner != str(tmp) and prefix not in inner:
@@ -336,7 +349,8 @@ def _from_zip(archive: Path, extract_dir: str | Path | None, load):
 
 
 def load_query_set(path: str | Path, dataset: Dataset, *, max_bytes: int | None = None,
-                   extract_dir: str | Path | None = None) -> ExtraQueries:
+                   extract_dir: str | Path | None = None, max_zip_bytes: int = MAX_ZIP_BYTES,
+                   max_zip_members: int = MAX_ZIP_MEMBERS) -> ExtraQueries:
     """Read ``path/emb/<dataset.model>/queries.npy`` + ``query_ids.txt`` + ``path/qrels/*.tsv``,
     from a folder or a ``.zip`` of one (extracted as :func:`load_dataset` does).
 
@@ -344,7 +358,8 @@ def load_query_set(path: str | Path, dataset: Dataset, *, max_bytes: int | None 
     """
     if Path(path).is_file() and Path(path).suffix.lower() == ".zip":
         return _from_zip(Path(path), extract_dir,
-                         lambda root: load_query_set(root, dataset, max_bytes=max_bytes))
+                         lambda root: load_query_set(root, dataset, max_bytes=max_bytes),
+                         max_zip_bytes, max_zip_members)
     if not Path(path).is_dir():
         what = "not a folder" if Path(path).exists() else "no such folder"
         raise DataError(f"{what}; expected a query-set folder (queries + qrels) or a .zip of one",
@@ -363,6 +378,7 @@ def load_query_set(path: str | Path, dataset: Dataset, *, max_bytes: int | None 
     qids = list(qrels)
     rows = [row[q] for q in qids]
     qs = _resolve(qids, np.asarray(arr[rows], dtype=np.float32), qrels, dataset.record_row)
-    texts = read_jsonl_texts(root / "queries.jsonl", max_bytes) \
+    notes += degenerate_notes(qs.emb, "OOD queries")
+    texts = read_jsonl_texts(root / "queries.jsonl", max_bytes, notes) \
         if (root / "queries.jsonl").is_file() else None
     return ExtraQueries(name=root.name, queries=qs, texts=texts, notes=notes)

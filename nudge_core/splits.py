@@ -6,7 +6,6 @@ out-of-distribution protocol, a fourth list ``ood`` of test queries from the oth
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import numpy as np
 
 from .data import Dataset
 from .errors import DataError
+from .files import excerpt, parse_json
 
 
 @dataclass
@@ -49,7 +49,7 @@ def check_split(split: Split, source: str = "split") -> Split:
     for name in ("train", "val", "test", "ood"):
         for q in getattr(split, name):
             if q in seen:
-                raise DataError(f"query {q!r} is in both {seen[q]} and {name}", source)
+                raise DataError(f"query {excerpt(q)} is in both {seen[q]} and {name}", source)
             seen[q] = name
     return split
 
@@ -71,7 +71,7 @@ def paper_split(query_ids: list[str], seed: int = 0, val_frac: float = 0.1,
     train = the rest. ``layout`` says which part takes the permutation's first positions.
     """
     if layout not in SPLIT_LAYOUTS:
-        raise DataError(f"layout must be one of {SPLIT_LAYOUTS}, got {layout!r}", "split")
+        raise DataError(f"layout must be one of {SPLIT_LAYOUTS}, got {excerpt(layout)}", "split")
     if not (0 <= val_frac < 1 and 0 <= test_frac < 1 and val_frac + test_frac < 1):
         raise DataError(f"ratios val={val_frac}, test={test_frac} must be in [0, 1) and sum to less "
                         "than 1", "split")
@@ -94,16 +94,14 @@ def split_from_json(path: str | Path, dataset: Dataset) -> Split:
     """An explicit split file ``{"train": [...], "val": [...], "test": [...]}`` (``"ood"`` optional)."""
     path = Path(path)
     try:
-        obj = json.loads(path.read_text(encoding="utf-8-sig"))
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise DataError("no such split file", str(path)) from None
     except UnicodeDecodeError:
         raise DataError("not valid UTF-8", str(path)) from None
     except OSError as exc:  # a folder, no permission, ...
         raise DataError(f"cannot read the split file ({exc.strerror or exc})", str(path)) from None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"not valid JSON ({exc.msg})", str(path), line=exc.lineno) from None
-    return split_from_dict(obj, dataset, str(path))
+    return split_from_dict(parse_json(text, str(path)), dataset, str(path))
 
 
 def split_from_dict(obj: object, dataset: Dataset, source: str = "split") -> Split:
@@ -118,18 +116,28 @@ def split_from_dict(obj: object, dataset: Dataset, source: str = "split") -> Spl
         values = obj.get(name, [])
         if not isinstance(values, list) or not all(isinstance(v, (str, int)) for v in values):
             raise DataError(f'"{name}" must be a list of query ids', source)
-        ids = [str(v) for v in values]
+        ids = [v if isinstance(v, str) else _int_id(v, name, source) for v in values]
         for q in ids:
             if q not in dataset.query_row:
-                raise DataError(f'"{name}" names query {q!r}, which is not in the dataset', source)
+                raise DataError(f'"{name}" names query {excerpt(q)}, which is not in the dataset',
+                                source)
             if q not in dataset.qrels:
-                raise DataError(f'"{name}" names query {q!r}, which has no positive judgement',
+                raise DataError(f'"{name}" names query {excerpt(q)}, which has no positive judgement',
                                 source)
         if len(set(ids)) != len(ids):
-            dup = next(q for q in ids if ids.count(q) > 1)
-            raise DataError(f'"{name}" lists query {dup!r} twice', source)
+            seen: set[str] = set()
+            dup = next(q for q in ids if q in seen or seen.add(q))
+            raise DataError(f'"{name}" lists query {excerpt(dup)} twice', source)
         parts[name] = ids
     return check_split(Split(**parts, description=f"from {Path(source).name}"), source)
+
+
+def _int_id(value: int, part: str, source: str) -> str:
+    """An integer query id as text; one too long to be an id (or to convert) is refused."""
+    if value.bit_length() > 200:
+        raise DataError(f'"{part}" holds a number of about {value.bit_length() * 0.30103:,.0f} digits; '
+                        "expected query ids", source)
+    return str(value)
 
 
 def split_from_qrels_files(dataset: Dataset, seed: int = 0, val_frac: float = 0.1) -> Split:

@@ -13,7 +13,7 @@ from nudge_core.metrics import evaluate, recall_at_k
 from nudge_core.nudge import NudgeM, NudgeN
 from nudge_core.retrieval import normalize_rows, search
 from nudge_core.splits import paper_split
-from conftest import needs
+from optional import needs
 from synthetic import make_dataset
 
 

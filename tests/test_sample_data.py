@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import needs
+from optional import needs
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "sample_data" / "stdlib"
