@@ -23,7 +23,8 @@ from nudge_core.runspec import GammaSpec, MethodSettings, RunSpec, SpecError, Sp
 from nudge_core.runspec import make_split as spec_split
 from nudge_core.sensitivity import GammaRescorer, log_grid, sensitivity_sweep
 
-from .sources import current_dataset, current_ood, data_key, ood_arg, ood_key
+from .ood_sets import current_ood, ood_arg, ood_key
+from .sources import current_dataset, data_key
 from .widgets import ProgressSlot, show_error
 
 

@@ -10,6 +10,7 @@ import streamlit as st
 
 from nudge_core.registry import label
 
+from . import folders
 from .runs import default_settings
 from .sources import bundled_source, upload_limit_mb
 
@@ -36,11 +37,12 @@ def init_session() -> None:
     """This session's defaults (idempotent: values already set are kept)."""
     ss = st.session_state
     if "source" not in ss:
+        folders.process_root()  # the process's upload root; the first one clears dead servers' roots
         ss.source = bundled_source()
     ss.setdefault("split_cfg", dict(DEFAULT_SPLIT))
     ss.setdefault("settings_cfg", default_settings())
-    ss.setdefault("upload", None)  # {"key", "dataset", "folder", "name"}
-    ss.setdefault("ood_upload", None)  # {"key", "queries", "name"}
+    ss.setdefault("upload", None)  # {"key", "content", "dataset", "model", "models", "files", ...}
+    ss.setdefault("ood_upload", None)  # {"key", "queries", "data_key", "files"}
     ss.setdefault("load_error", None)
 
 
@@ -51,7 +53,8 @@ def boot() -> None:
     server process has called ``st.navigation``, a deep link such as ``/results`` into a freshly
     started server runs that page file alone, under navigation built from the file names. Declaring
     the app's own navigation (public ``st.navigation``) ends that mode for the process, and the
-    rerun then runs ``app.py``, which routes back to the same page."""
+    rerun then runs ``app.py``, which routes back to the same page. (AppTest runs every page in
+    that mode, which is why each page's body, not ``app.py``, runs under ``page_errors``.)"""
     if "source" in st.session_state:
         return
     st.navigation(navigation_pages(), position="hidden")

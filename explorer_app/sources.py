@@ -1,30 +1,33 @@
-"""Where this session's data comes from: the bundled example, a folder on the server, an upload.
+"""Where this session's data comes from: the bundled example, a dataset the server offers, an upload.
 
 The chosen source is a dict in ``st.session_state.source`` (``kind``, ``path``, ``model``, ``key``,
-``label``, ``cli_arg``); uploads are written into a private temporary folder per browser session,
-deleted with the session. Datasets read from the server are cached in ``st.cache_resource`` keyed
-by a hash of their files, so two browsers share an entry only for byte-identical data.
+``label``, ``cli_arg``). Server datasets are only those :mod:`folders` lists under the operator's
+allowed roots, chosen by name, never by a typed path. Uploads are unpacked in the session's private
+folder (:mod:`folders`), loaded into memory and their files deleted; a zip with several embedding
+sets is kept there so that another set can be chosen. Datasets read from the server are cached in
+``st.cache_resource`` keyed by a hash of their files, so two browsers share an entry only for
+byte-identical data.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import tempfile
-import weakref
+from dataclasses import replace
 from pathlib import Path
 
 import streamlit as st
 
-from nudge_core import DataError, load_dataset, load_query_set
-from nudge_core.data import available_models
-from nudge_core.files import dataset_root
+from nudge_core import DataError, load_dataset
 
-from .uploads import (content_hash, folder_hash, load_uploaded_dataset, load_uploaded_queries,
-                      tidy_message)
+from . import folders
+from .uploads import (UploadLimits, check_model_name, content_hash, folder_hash,
+                      guess_model_name, load_uploaded_dataset, load_uploaded_zip)
 from .widgets import show_error
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = folders.REPO
 #: The bundled example (the one constant to change to bundle another dataset).
 BUNDLED_EXAMPLE = ROOT / "sample_data" / "stdlib"
 #: Used only while the bundled example has not been built (development checkouts).
@@ -51,6 +54,11 @@ def upload_limit_mb() -> int:
     return int(st.get_option("server.maxUploadSize"))
 
 
+def upload_limits() -> UploadLimits:
+    """What an upload may expand to, from the app's upload limit (``server.maxUploadSize``)."""
+    return UploadLimits.from_upload_mb(upload_limit_mb())
+
+
 def bundled_source() -> dict:
     """The source dict of the example the app opens on."""
     path = example_path()
@@ -58,40 +66,22 @@ def bundled_source() -> dict:
             "label": f"bundled example ({path.name})", "cli_arg": cli_path(path)}
 
 
-def _upload_source(key: str, name: str) -> dict:
-    return {"kind": "upload", "path": None, "model": None, "key": key,
-            "label": f"upload: {name}", "cli_arg": f"<your {name} folder>"}
-
-
-# ---------------------------------------------------------------- the session's upload folder
-class _SessionFolder:
-    """A session's private upload folder, deleted when the session's state is dropped.
-
-    Streamlit discards a session's ``session_state`` some time after its browser disconnects; the
-    ``weakref.finalize`` then removes the folder (and at the latest when the server exits).
-    """
-
-    def __init__(self) -> None:
-        self.path = Path(tempfile.mkdtemp(prefix="nudge-session-"))
-        self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.path), True)
-
-
 def session_dir() -> Path:
-    """This browser session's private temporary folder for uploads."""
+    """This browser session's private folder for uploads (see :class:`folders.SessionFolder`)."""
     ss = st.session_state
     holder = ss.get("tmp_holder")
     if holder is None or not holder.path.is_dir():
-        holder = ss.tmp_holder = _SessionFolder()
+        holder = ss.tmp_holder = folders.SessionFolder()
     return holder.path
 
 
-def discard_upload_folder(folder: str | Path | None) -> None:
+def _discard(folder: str | Path | None) -> None:
     """Delete one upload's files (a failed upload, or one a newer upload replaced)."""
     if folder and Path(folder).parent == session_dir():
         shutil.rmtree(folder, ignore_errors=True)
 
 
-# ---------------------------------------------------------------- choosing the dataset
+# ---------------------------------------------------------------- datasets on the server
 @st.cache_resource(max_entries=4, show_spinner="Loading the dataset…")
 def load_path(key: str, path: str, model: str | None):
     return load_dataset(path, model)
@@ -102,53 +92,112 @@ def use_bundled() -> None:
     st.session_state.source = bundled_source()
 
 
-def use_server_folder(path: str, model: str | None) -> None:
-    """Make a folder (or .zip) on the server this session's dataset; on failure the message goes
-    to ``load_error`` and the previous dataset stays in use."""
+def server_models(shown: str) -> list[str]:
+    """The embedding sets of the server dataset listed as ``shown``."""
+    path = folders.server_datasets().get(shown)
+    return folders.models_in(path) if path is not None else []
+
+
+def use_server_dataset(shown: str, model: str | None) -> None:
+    """Make the server dataset listed as ``shown`` (:func:`folders.server_datasets`) this
+    session's dataset; on failure the message goes to ``load_error`` and the previous dataset
+    stays in use."""
     ss = st.session_state
     try:
-        if not Path(path).exists():
-            raise DataError("no such file or folder", path)
-        load_path(folder_hash(path), path, model)
-        ss.source = {"kind": "path", "path": path, "model": model, "key": folder_hash(path),
-                     "label": f"{Path(path).name} (server folder)", "cli_arg": path}
+        path = folders.server_datasets().get(shown)
+        if path is None:
+            raise DataError("is not among the datasets this server offers", shown[:80])
+        path = folders.allowed_dataset(path)
+        key = folder_hash(path)
+        load_path(key, str(path), model)
+        ss.source = {"kind": "path", "path": str(path), "model": model, "key": key, "shown": shown,
+                     "label": f"{shown} (server dataset)", "cli_arg": str(path)}
         ss.load_error = None
     except DataError as exc:
-        ss.load_error = str(exc)
+        ss.load_error = folders.scrub(str(exc))
 
 
+# ---------------------------------------------------------------- uploads
 def _items(files) -> list[tuple[str, bytes]]:
     return [(f.name, f.getvalue()) for f in files]
 
 
+def _upload_source(up: dict) -> dict:
+    name = up["dataset"].name
+    return {"kind": "upload", "path": None, "model": up["model"], "key": up["key"],
+            "label": f"upload: {name}", "cli_arg": f"<your {name} folder>"}
+
+
+def _set_upload(up: dict, ds) -> None:
+    """Make ``ds`` (from the upload ``up``) this session's dataset."""
+    ss = st.session_state
+    up.update(dataset=ds, model=ds.model, key=f"{up['content']}:{ds.model}")
+    ss.upload, ss.source, ss.load_error = up, _upload_source(up), None
+
+
 def use_dataset_upload(files) -> None:
-    """Make uploaded files (Streamlit ``UploadedFile``s) this session's dataset.
+    """Make uploaded files (Streamlit ``UploadedFile``s) this session's dataset, replacing any
+    previous upload; a zip's first embedding set, or loose files under a model name guessed from
+    their names (:func:`use_upload_model` changes either).
 
     A failed upload's message goes to ``load_error`` and its files are deleted; the previous dataset
     stays in use. A replaced upload's files are deleted too."""
     ss = st.session_state
     items = _items(files)
-    key = content_hash(items)
-    if not ss.upload or ss.upload["key"] != key:
-        folder = session_dir() / key[:16]
-        try:
-            ds = load_uploaded_dataset(items, folder)
-            if ss.upload:
-                discard_upload_folder(ss.upload["folder"])
-            ss.upload = {"key": key, "dataset": ds, "name": ds.name, "folder": str(folder)}
-            ss.source = _upload_source(key, ds.name)
-            ss.load_error = None
-        except DataError as exc:
-            ss.load_error = tidy_message(str(exc), folder)
-            discard_upload_folder(folder)
-    elif ss.source["kind"] != "upload":
-        ss.source = _upload_source(key, ss.upload["name"])
+    content = content_hash(items)
+    if ss.upload and ss.upload["content"] == content:
+        ss.source, ss.load_error = _upload_source(ss.upload), None
+        return
+    is_zip = any(name.lower().endswith(".zip") for name, _ in items)
+    models = folders.zip_models(io.BytesIO(items[0][1])) if is_zip and len(items) == 1 else []
+    model = (models[0] if models else None) if is_zip else guess_model_name(n for n, _ in items)
+    folder = Path(tempfile.mkdtemp(prefix="upload-", dir=session_dir()))
+    try:
+        ds = load_uploaded_dataset(items, folder, model=model, limits=upload_limits())
+    except DataError as exc:
+        ss.load_error = folders.scrub(str(exc))
+        _discard(folder)
+        return
+    if ss.upload:
+        _discard(ss.upload["folder"])
+    keep = len(models) > 1  # the archive stays, to load another of its embedding sets
+    if not keep:
+        _discard(folder)
+    _set_upload({"content": content, "files": [n for n, _ in items], "models": models,
+                 "loose": not is_zip, "folder": str(folder) if keep else None}, ds)
 
 
-def path_key(path: str) -> str:
-    return folder_hash(path)
+def use_upload_model(model: str) -> str | None:
+    """Another embedding set of the uploaded zip, or another model name for loose files (it names
+    the ``emb/<model>/`` folder the Export page's command reads); the error message, or None."""
+    up = st.session_state.upload
+    if not up or model == up["model"]:
+        return None
+    try:
+        if up["loose"]:
+            ds = replace(up["dataset"], model=check_model_name(model))
+        elif model in up["models"] and up["folder"]:
+            archive = next(Path(up["folder"]).glob("*.zip"))  # the only file kept there
+            ds = load_uploaded_zip(archive, model=model, limits=upload_limits())
+        else:
+            raise DataError(f"expected one of {up['models']}", "embedding set")
+    except DataError as exc:
+        return folders.scrub(str(exc))
+    _set_upload(up, ds)
+    return None
 
 
+def clear_upload() -> None:
+    """Forget the uploaded dataset (and delete its files); the bundled example takes over."""
+    ss = st.session_state
+    if ss.upload:
+        _discard(ss.upload["folder"])
+    ss.upload, ss.load_error = None, None
+    if ss.source["kind"] == "upload":
+        use_bundled()
+
+
+# ---------------------------------------------------------------- the current dataset
 def current_dataset():
     """(Dataset, source dict) for this session, or (None, source) with the error shown."""
     src = st.session_state.source
@@ -156,7 +205,9 @@ def current_dataset():
         up = st.session_state.upload
         return (up["dataset"], src) if up else (None, src)
     try:
-        key = src.get("key") or path_key(src["path"])
+        if src["kind"] == "path":
+            folders.allowed_dataset(src["path"])  # still offered (the operator may change it)
+        key = src.get("key") or folder_hash(src["path"])
         src["key"] = key
         return load_path(key, src["path"], src.get("model")), src
     except DataError as exc:
@@ -165,18 +216,22 @@ def current_dataset():
 
 
 def data_key() -> str:
-    """The content of this session's dataset: an upload's hash, or a server folder's hash with
-    the embedding set chosen in it."""
+    """The content of this session's dataset: an upload's hash with the model it is filed
+    under, or a server folder's hash with the embedding set chosen in it."""
     src = st.session_state.source
     if src["kind"] == "upload":
         up = st.session_state.upload
         return up["key"] if up else "none"
-    return (src.get("key") or path_key(src["path"])) + ":" + (src.get("model") or "")
+    return (src.get("key") or folder_hash(src["path"])) + ":" + (src.get("model") or "")
 
 
-def models_at(path: str) -> list[str]:
-    p = Path(path)
-    return available_models(dataset_root(p)) if p.is_dir() else []
+def shown_notes(ds, src) -> list[str]:
+    """The dataset's loading notes as the page shows them: files named as uploaded, or relative
+    to the server dataset or the checkout, never by a path into the upload area."""
+    notes = list(ds.notes)
+    if src["kind"] == "path" and src.get("path"):
+        notes = [n.replace(src["path"], src.get("shown", Path(src["path"]).name)) for n in notes]
+    return [folders.scrub(n) for n in notes]
 
 
 def text_lookup(ds, src):
@@ -190,90 +245,3 @@ def text_lookup(ds, src):
             return record_text(rid) or "(the running Python lacks this record)"
         return lookup
     return None
-
-
-# ---------------------------------------------------------------- out-of-distribution queries
-def bundled_ood_dir(src: dict) -> Path | None:
-    """The dataset's own OOD query set (``<dataset>/ood/``) when it has one."""
-    if src["kind"] == "upload" or not src.get("path"):
-        return None
-    p = Path(src["path"])
-    if p.is_dir():
-        cand = dataset_root(p) / "ood"
-        if cand.is_dir():
-            return cand
-    return None
-
-
-@st.cache_resource(max_entries=4, show_spinner="Loading the OOD query set…")
-def _load_ood_dir(key: str, path: str, _ds):
-    return load_query_set(path, _ds)
-
-
-def use_ood_upload(files, ds) -> str | None:
-    """Make uploaded files this session's OOD query set for ``ds``; the error message, or None."""
-    ss = st.session_state
-    items = _items(files)
-    key = content_hash(items)
-    current = ss.ood_upload
-    if current and current["key"] == key and current["data_key"] == data_key():
-        return None
-    folder = session_dir() / ("ood-" + key[:16])
-    discard_upload_folder(folder)  # never write over files a result may map
-    if current and current.get("folder") != str(folder):
-        discard_upload_folder(current.get("folder"))  # replaced either way
-    try:
-        extra = load_uploaded_queries(items, folder, ds)
-    except DataError as exc:
-        ss.ood_upload = None
-        message = tidy_message(str(exc), folder)
-        discard_upload_folder(folder)
-        return message
-    ss.ood_upload = {"key": key, "queries": extra, "data_key": data_key(), "folder": str(folder)}
-    return None
-
-
-UPLOADED_OOD_ARG = "<your OOD query-set folder>"
-
-
-def ood_arg() -> str | None:
-    """The chosen OOD option as the command line's ``--ood`` argument (None: no OOD check)."""
-    choice = st.session_state.split_cfg["ood"]
-    if choice == "kmeans":
-        return "kmeans"
-    if choice == "upload":
-        up = st.session_state.ood_upload
-        return UPLOADED_OOD_ARG if up and up.get("data_key") == data_key() else None
-    folder = bundled_ood_dir(st.session_state.source) if choice == "bundled" else None
-    return cli_path(folder) if folder is not None else None
-
-
-def ood_key() -> str:
-    """The content of the chosen OOD query set (an upload's hash, a folder's hash), for cache keys."""
-    choice = st.session_state.split_cfg["ood"]
-    if choice == "upload":
-        up = st.session_state.ood_upload
-        return up["key"] if up and up.get("data_key") == data_key() else "no-ood-upload"
-    return choice  # the dataset's own ood/ folder is inside the dataset, which data_key covers
-
-
-def current_ood(ds):
-    """(QuerySet | None, source string | None, texts) for the chosen OOD option."""
-    cfg = st.session_state.split_cfg
-    src = st.session_state.source
-    if cfg["ood"] == "bundled":
-        folder = bundled_ood_dir(src)
-        if folder is None:
-            return None, None, None
-        try:
-            extra = _load_ood_dir(data_key() + ":ood", str(folder), ds)
-        except DataError as exc:
-            show_error(exc)
-            return None, None, None
-        return extra.queries, cli_path(folder), extra.texts
-    if cfg["ood"] == "upload":
-        up = st.session_state.ood_upload
-        if up and up.get("data_key") == data_key():
-            return up["queries"].queries, UPLOADED_OOD_ARG, up["queries"].texts
-        return None, None, None
-    return None, None, None

@@ -7,77 +7,78 @@ import streamlit as st
 from explorer_app import runs, session, sources
 from explorer_app.figures import (delta_figure, figures_html, gamma_curve_figure,
                                   metrics_by_k_figure, ood_figure, per_query_scatter)
+from explorer_app.widgets import page_errors
 from nudge_core import registry
 from nudge_core.exports import (comparison_rows, embeddings_zip, ood_rows, per_query_csv,
                                 reproduce_command, results_json, split_json)
 from nudge_core.registry import REFERENCE, label
 
 session.boot()
+with page_errors():  # the page's one error boundary: tracebacks go to the log
+    st.title("7 · Export")
+    st.markdown(
+        "Take the run home. The fine-tuned embeddings are what you would put in your vector index "
+        "(NUDGE-M's are searched by inner product, the others by cosine). The results JSON is exactly "
+        "what the command-line tool writes, and the command below reproduces this run.")
 
-st.title("7 · Export")
-st.markdown(
-    "Take the run home. The fine-tuned embeddings are what you would put in your vector index "
-    "(NUDGE-M's are searched by inner product, the others by cosine). The results JSON is exactly "
-    "what the command-line tool writes, and the command below reproduces this run.")
+    result = runs.require_result()
+    ds, src = sources.current_dataset()
+    name = ds.name.replace(" ", "_")
 
-result = runs.require_result()
-ds, src = sources.current_dataset()
-name = ds.name.replace(" ", "_")
+    spec = runs.cli_spec(result.spec)
+    command = reproduce_command(spec, out=f"{name}-result.json")
+    st.subheader("Reproduce on the command line")
+    st.code(command, language="bash", wrap_lines=True)
+    if spec.split.mode == "file":
+        st.caption(f"Save the split file below as `{spec.split.file}` next to where you run the command.")
 
-spec = runs.cli_spec(result.spec)
-command = reproduce_command(spec, out=f"{name}-result.json")
-st.subheader("Reproduce on the command line")
-st.code(command, language="bash", wrap_lines=True)
-if spec.split.mode == "file":
-    st.caption(f"Save the split file below as `{spec.split.file}` next to where you run the command.")
-
-st.subheader("Downloads")
-st.caption("Files are built when you click.")
-c1, c2, c3 = st.columns(3)
-methods = [m for m in result.methods]
-
-
-def all_figures() -> bytes:
-    figs = {"Test NDCG@k": metrics_by_k_figure({m: r.metrics for m, r in result.methods.items()})}
-    compared = {m: r.comparison for m, r in result.methods.items() if m != REFERENCE}
-    if compared:
-        figs["Change with 95% interval"] = delta_figure(compared)
-    nudges = [m for m in result.methods if registry.get(m).gamma is not None]
-    if nudges:
-        figs["γ curve"] = gamma_curve_figure(
-            {m: (result.methods[m].estimator.curve_gammas_,
-                 result.methods[m].estimator.curve_objective_) for m in nudges},
-            {m: result.methods[m].gamma for m in nudges})
-    for m in [m for m in methods if m != REFERENCE]:
-        figs[f"Per query: {label(m)}"] = per_query_scatter(
-            result.methods[REFERENCE].per_query["ndcg@10"], result.methods[m].per_query["ndcg@10"],
-            result.test.ids, m)
-    if result.ood is not None:
-        figs["OOD"] = ood_figure(ood_rows(result))
-    return figures_html(figs, f"NUDGE Explorer: {ds.name}")
+    st.subheader("Downloads")
+    st.caption("Files are built when you click.")
+    c1, c2, c3 = st.columns(3)
+    methods = [m for m in result.methods]
 
 
-with c1:
-    chosen = st.multiselect("Embeddings of", methods, default=[m for m in methods if m != REFERENCE],
-                            format_func=label)
-    st.download_button("Fine-tuned embeddings (.zip of .npy + ids)",
-                       lambda: embeddings_zip(result, chosen), file_name=f"{name}-embeddings.zip",
-                       mime="application/zip", disabled=not chosen)
-with c2:
-    st.download_button("Results JSON (CLI schema)", lambda: results_json(result),
-                       file_name=f"{name}-result.json", mime="application/json")
-    st.download_button("Per-query metrics, test (CSV)", lambda: per_query_csv(result),
-                       file_name=f"{name}-per-query.csv", mime="text/csv")
-    if result.ood is not None:
-        st.download_button("Per-query metrics, OOD (CSV)", lambda: per_query_csv(result, ood=True),
-                           file_name=f"{name}-per-query-ood.csv", mime="text/csv")
-with c3:
-    st.download_button("Split used (JSON)", lambda: split_json(result),
-                       file_name=spec.split.file if spec.split.mode == "file" else "splits.json",
-                       mime="application/json")
-    st.download_button("Figures (one HTML file, works offline)", all_figures,
-                       file_name=f"{name}-figures.html", mime="text/html")
+    def all_figures() -> bytes:
+        figs = {"Test NDCG@k": metrics_by_k_figure({m: r.metrics for m, r in result.methods.items()})}
+        compared = {m: r.comparison for m, r in result.methods.items() if m != REFERENCE}
+        if compared:
+            figs["Change with 95% interval"] = delta_figure(compared)
+        nudges = [m for m in result.methods if registry.get(m).gamma is not None]
+        if nudges:
+            figs["γ curve"] = gamma_curve_figure(
+                {m: (result.methods[m].estimator.curve_gammas_,
+                     result.methods[m].estimator.curve_objective_) for m in nudges},
+                {m: result.methods[m].gamma for m in nudges})
+        for m in [m for m in methods if m != REFERENCE]:
+            figs[f"Per query: {label(m)}"] = per_query_scatter(
+                result.methods[REFERENCE].per_query["ndcg@10"], result.methods[m].per_query["ndcg@10"],
+                result.test.ids, m)
+        if result.ood is not None:
+            figs["OOD"] = ood_figure(ood_rows(result))
+        return figures_html(figs, f"NUDGE Explorer: {ds.name}")
 
-with st.expander("Summary of this run"):
-    st.dataframe([dict(r, method=label(r["method"])) for r in comparison_rows(result)],
-                 hide_index=True, width="stretch")
+
+    with c1:
+        chosen = st.multiselect("Embeddings of", methods, default=[m for m in methods if m != REFERENCE],
+                                format_func=label)
+        st.download_button("Fine-tuned embeddings (.zip of .npy + ids)",
+                           lambda: embeddings_zip(result, chosen), file_name=f"{name}-embeddings.zip",
+                           mime="application/zip", disabled=not chosen)
+    with c2:
+        st.download_button("Results JSON (CLI schema)", lambda: results_json(result),
+                           file_name=f"{name}-result.json", mime="application/json")
+        st.download_button("Per-query metrics, test (CSV)", lambda: per_query_csv(result),
+                           file_name=f"{name}-per-query.csv", mime="text/csv")
+        if result.ood is not None:
+            st.download_button("Per-query metrics, OOD (CSV)", lambda: per_query_csv(result, ood=True),
+                               file_name=f"{name}-per-query-ood.csv", mime="text/csv")
+    with c3:
+        st.download_button("Split used (JSON)", lambda: split_json(result),
+                           file_name=spec.split.file if spec.split.mode == "file" else "splits.json",
+                           mime="application/json")
+        st.download_button("Figures (one HTML file, works offline)", all_figures,
+                           file_name=f"{name}-figures.html", mime="text/html")
+
+    with st.expander("Summary of this run"):
+        st.dataframe([dict(r, method=label(r["method"])) for r in comparison_rows(result)],
+                     hide_index=True, width="stretch")

@@ -9,121 +9,122 @@ import streamlit as st
 
 from explorer_app import runs, session
 from explorer_app.figures import gamma_axis, gamma_curve_figure
+from explorer_app.widgets import page_errors
 from nudge_core import registry
 from nudge_core.registry import label
 from nudge_core.runspec import SpecError
 
 session.boot()
+with page_errors():  # the page's one error boundary: tracebacks go to the log
+    st.title("2 · Fine-tune")
+    st.markdown(
+        "NUDGE moves each record's vector toward the training queries it answers, by at most **γ** "
+        "(NUDGE-M: exactly γ; NUDGE-N: unit-length vectors changed by at most √γ). The chart shows, "
+        "for each γ, the share of validation queries whose first result is relevant; NUDGE picks the "
+        "best γ (dashed line). The sliders re-score the test queries at any other γ instantly.")
 
-st.title("2 · Fine-tune")
-st.markdown(
-    "NUDGE moves each record's vector toward the training queries it answers, by at most **γ** "
-    "(NUDGE-M: exactly γ; NUDGE-N: unit-length vectors changed by at most √γ). The chart shows, "
-    "for each γ, the share of validation queries whose first result is relevant; NUDGE picks the "
-    "best γ (dashed line). The sliders re-score the test queries at any other γ instantly.")
+    ss = st.session_state
+    cfg = copy.deepcopy(ss.settings_cfg)
+    MODES = ["automatic", "fixed", "range"]
+    with st.form("settings"):
+        gamma_methods = registry.gamma_methods()
+        c1, *gamma_cols = st.columns([1.3] + [1.2] * len(gamma_methods))
+        with c1:
+            cfg["methods"] = st.multiselect(
+                "Methods (no fine-tuning is always included)",
+                [n for n in registry.names() if n != registry.REFERENCE],
+                default=[m for m in cfg["methods"] if m in registry.names()], format_func=label)
+            for name in registry.names():
+                for p in registry.get(name).params:
+                    cfg["params"].setdefault(name, {})[p.name] = int(st.number_input(
+                        f"{label(name)}: {p.help}", p.minimum, None,
+                        int(cfg["params"].get(name, {}).get(p.name, p.default)), key=f"param_{name}_{p.name}"))
+        for col, name in zip(gamma_cols, gamma_methods):
+            bounds = registry.get(name).gamma
+            high = bounds.high if np.isfinite(bounds.high) else None
+            g = cfg["gamma"][name]
+            auto = ("the grid " + ", ".join(f"{x:g}" for x in bounds.default_grid[:2]) + f", …, "
+                    f"{bounds.default_grid[-1]:g}" if bounds.default_grid else "exact, over every γ")
+            with col:
+                g["mode"] = st.radio(f"{label(name)} γ", MODES, index=MODES.index(g["mode"]),
+                                     horizontal=True, help=f"automatic = {auto}", key=f"mode_{name}")
+                limits = f"{bounds.low:g} … {bounds.high:g}" if high else f"≥ {bounds.low:g}"
+                g["value"] = float(st.number_input(f"fixed {label(name)} γ ({limits})", bounds.low, high,
+                                                   float(g["value"]), 0.01, format="%.4f",
+                                                   key=f"value_{name}"))
+                r1, r2, r3 = st.columns(3)
+                lo, hi, step = g["range"]
+                g["range"] = [float(r1.number_input("from", bounds.low, high, float(lo), 0.01, key=f"lo_{name}")),
+                              float(r2.number_input("to", bounds.low, high, float(hi), 0.01, key=f"hi_{name}")),
+                              float(r3.number_input("step", 0.0001, high, float(step), 0.01, format="%.4f",
+                                                    key=f"step_{name}"))]
+        submitted = st.form_submit_button("Fit", type="primary")
+    if submitted:
+        if not cfg["methods"]:
+            st.error("Choose at least one method.")
+        else:
+            try:
+                for name in cfg["methods"]:
+                    runs.method_settings(cfg, name)  # the engine's own checks, before anything runs
+                ss.settings_cfg = cfg
+            except SpecError as exc:
+                st.error(str(exc), icon=":material/error:")
 
-ss = st.session_state
-cfg = copy.deepcopy(ss.settings_cfg)
-MODES = ["automatic", "fixed", "range"]
-with st.form("settings"):
-    gamma_methods = registry.gamma_methods()
-    c1, *gamma_cols = st.columns([1.3] + [1.2] * len(gamma_methods))
-    with c1:
-        cfg["methods"] = st.multiselect(
-            "Methods (no fine-tuning is always included)",
-            [n for n in registry.names() if n != registry.REFERENCE],
-            default=[m for m in cfg["methods"] if m in registry.names()], format_func=label)
-        for name in registry.names():
-            for p in registry.get(name).params:
-                cfg["params"].setdefault(name, {})[p.name] = int(st.number_input(
-                    f"{label(name)}: {p.help}", p.minimum, None,
-                    int(cfg["params"].get(name, {}).get(p.name, p.default)), key=f"param_{name}_{p.name}"))
-    for col, name in zip(gamma_cols, gamma_methods):
-        bounds = registry.get(name).gamma
-        high = bounds.high if np.isfinite(bounds.high) else None
-        g = cfg["gamma"][name]
-        auto = ("the grid " + ", ".join(f"{x:g}" for x in bounds.default_grid[:2]) + f", …, "
-                f"{bounds.default_grid[-1]:g}" if bounds.default_grid else "exact, over every γ")
+    result = runs.require_result()
+
+    rows = []
+    for name, res in result.methods.items():
+        est = res.estimator
+        rows.append({"method": label(name), "γ": res.gamma, "fit seconds": round(res.fit_seconds, 3),
+                     "validation objective": getattr(est, "objective_", None),
+                     "records moved": len(est.moved_) if hasattr(est, "moved_") else None,
+                     "test NDCG@10": res.metrics["ndcg@10"]})
+    st.dataframe(rows, hide_index=True, width="stretch")
+    st.caption(f"Whole run: {result.seconds:.2f} s. Split: {result.split.description}; "
+               f"{len(result.split.train)} train, {len(result.split.val)} validation, "
+               f"{len(result.test)} test queries.")
+
+    nudges = [m for m in result.methods if registry.get(m).gamma is not None]
+    if not nudges:
+        st.info("Choose " + " or ".join(label(m) for m in registry.gamma_methods())
+                + " to see the γ curve.")
+        st.stop()
+
+    st.subheader("Re-score at any γ")
+    current, cols = {}, st.columns(len(nudges))
+    run_key = runs.run_key()
+    for col, m in zip(cols, nudges):
+        res = result.methods[m]
+        high = registry.get(m).gamma.high
+        top = float(high) if np.isfinite(high) else float(max(1.0, 4 * (res.gamma or 0)))
+        # a new fit, or a return to this page (Streamlit then dropped the widget's value): the
+        # slider starts at the fit's chosen γ
+        if ss.get(f"slider_run_{m}") != run_key or f"slider_{m}" not in ss:
+            ss[f"slider_run_{m}"] = run_key
+            ss[f"slider_{m}"] = float(min(res.gamma, top))
         with col:
-            g["mode"] = st.radio(f"{label(name)} γ", MODES, index=MODES.index(g["mode"]),
-                                 horizontal=True, help=f"automatic = {auto}", key=f"mode_{name}")
-            limits = f"{bounds.low:g} … {bounds.high:g}" if high else f"≥ {bounds.low:g}"
-            g["value"] = float(st.number_input(f"fixed {label(name)} γ ({limits})", bounds.low, high,
-                                               float(g["value"]), 0.01, format="%.4f",
-                                               key=f"value_{name}"))
-            r1, r2, r3 = st.columns(3)
-            lo, hi, step = g["range"]
-            g["range"] = [float(r1.number_input("from", bounds.low, high, float(lo), 0.01, key=f"lo_{name}")),
-                          float(r2.number_input("to", bounds.low, high, float(hi), 0.01, key=f"hi_{name}")),
-                          float(r3.number_input("step", 0.0001, high, float(step), 0.01, format="%.4f",
-                                                key=f"step_{name}"))]
-    submitted = st.form_submit_button("Fit", type="primary")
-if submitted:
-    if not cfg["methods"]:
-        st.error("Choose at least one method.")
-    else:
-        try:
-            for name in cfg["methods"]:
-                runs.method_settings(cfg, name)  # the engine's own checks, before anything runs
-            ss.settings_cfg = cfg
-        except SpecError as exc:
-            st.error(str(exc), icon=":material/error:")
+            g = st.slider(f"{label(m)} γ", 0.0, top, step=top / 400, format="%.3f", key=f"slider_{m}")
+            current[m] = g
+            metrics, seconds = runs.rescorer(result, m).timed_metrics(g)
+            a, b = st.columns(2)
+            a.metric("test NDCG@10", f"{metrics['ndcg@10']:.4f}",
+                     f"{metrics['ndcg@10'] - res.metrics['ndcg@10']:+.4f} vs chosen γ")
+            b.metric("test Recall@10", f"{metrics['recall@10']:.4f}",
+                     f"{metrics['recall@10'] - res.metrics['recall@10']:+.4f} vs chosen γ")
+            st.caption(f"re-scored {len(result.test)} test queries in {seconds * 1000:.0f} ms "
+                       f"(no refit; chosen γ = {res.gamma:.4g})")
 
-result = runs.require_result()
-
-rows = []
-for name, res in result.methods.items():
-    est = res.estimator
-    rows.append({"method": label(name), "γ": res.gamma, "fit seconds": round(res.fit_seconds, 3),
-                 "validation objective": getattr(est, "objective_", None),
-                 "records moved": len(est.moved_) if hasattr(est, "moved_") else None,
-                 "test NDCG@10": res.metrics["ndcg@10"]})
-st.dataframe(rows, hide_index=True, width="stretch")
-st.caption(f"Whole run: {result.seconds:.2f} s. Split: {result.split.description}; "
-           f"{len(result.split.train)} train, {len(result.split.val)} validation, "
-           f"{len(result.test)} test queries.")
-
-nudges = [m for m in result.methods if registry.get(m).gamma is not None]
-if not nudges:
-    st.info("Choose " + " or ".join(label(m) for m in registry.gamma_methods())
-            + " to see the γ curve.")
-    st.stop()
-
-st.subheader("Re-score at any γ")
-current, cols = {}, st.columns(len(nudges))
-run_key = runs.run_key()
-for col, m in zip(cols, nudges):
-    res = result.methods[m]
-    high = registry.get(m).gamma.high
-    top = float(high) if np.isfinite(high) else float(max(1.0, 4 * (res.gamma or 0)))
-    # a new fit, or a return to this page (Streamlit then dropped the widget's value): the
-    # slider starts at the fit's chosen γ
-    if ss.get(f"slider_run_{m}") != run_key or f"slider_{m}" not in ss:
-        ss[f"slider_run_{m}"] = run_key
-        ss[f"slider_{m}"] = float(min(res.gamma, top))
-    with col:
-        g = st.slider(f"{label(m)} γ", 0.0, top, step=top / 400, format="%.3f", key=f"slider_{m}")
-        current[m] = g
-        metrics, seconds = runs.rescorer(result, m).timed_metrics(g)
-        a, b = st.columns(2)
-        a.metric("test NDCG@10", f"{metrics['ndcg@10']:.4f}",
-                 f"{metrics['ndcg@10'] - res.metrics['ndcg@10']:+.4f} vs chosen γ")
-        b.metric("test Recall@10", f"{metrics['recall@10']:.4f}",
-                 f"{metrics['recall@10'] - res.metrics['recall@10']:+.4f} vs chosen γ")
-        st.caption(f"re-scored {len(result.test)} test queries in {seconds * 1000:.0f} ms "
-                   f"(no refit; chosen γ = {res.gamma:.4g})")
-
-show_test = st.toggle("Also show test NDCG@10 along the same γ axis", value=True)
-curves = {m: (result.methods[m].estimator.curve_gammas_, result.methods[m].estimator.curve_objective_)
-          for m in nudges}
-chosen = {m: result.methods[m].gamma for m in nudges}
-test_curves = None
-if show_test:
-    test_curves = {}
+    show_test = st.toggle("Also show test NDCG@10 along the same γ axis", value=True)
+    curves = {m: (result.methods[m].estimator.curve_gammas_, result.methods[m].estimator.curve_objective_)
+              for m in nudges}
+    chosen = {m: result.methods[m].gamma for m in nudges}
+    test_curves = None
+    if show_test:
+        test_curves = {}
+        for m in nudges:
+            grid = np.linspace(*gamma_axis(curves[m][0], chosen[m]), 120)  # sampled where the axis is
+            test_curves[m] = (grid, runs.test_curve(result, m, grid))
+    st.plotly_chart(gamma_curve_figure(curves, chosen, test_curves, current), width="stretch")
     for m in nudges:
-        grid = np.linspace(*gamma_axis(curves[m][0], chosen[m]), 120)  # sampled where the axis is
-        test_curves[m] = (grid, runs.test_curve(result, m, grid))
-st.plotly_chart(gamma_curve_figure(curves, chosen, test_curves, current), width="stretch")
-for m in nudges:
-    st.caption(f"{label(m)}'s validation objective: {registry.get(m).objective}.")
-st.page_link("pages/results.py", label="Next: results", icon=":material/arrow_forward:")
+        st.caption(f"{label(m)}'s validation objective: {registry.get(m).objective}.")
+    st.page_link("pages/results.py", label="Next: results", icon=":material/arrow_forward:")

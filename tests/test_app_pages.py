@@ -1,67 +1,22 @@
 """Every page's logic paths through streamlit's AppTest (no browser), on a small synthetic dataset.
 
-The app is pointed at the dataset with $NUDGE_EXAMPLE; UMAP's background warm-up is switched off
-($NUDGE_NO_WARMUP) and the Movement page defaults to PCA ($NUDGE_PROJECTION) to keep this fast.
+The Data page's sources (server datasets, uploads, OOD uploads) and the error boundary are tested in
+``test_app_data.py``; the shared fixtures live in ``app_support.py``.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
+from app_support import REPO, env, goto, new_app, errors, toy  # noqa: F401 (fixtures)
 from nudge_core import cli
-from synthetic import make_arrays, write_dataset, zip_folder
+from synthetic import make_arrays, write_dataset
 
-REPO = Path(__file__).resolve().parents[1]
-APP = str(REPO / "app.py")
 PAGES = ["pages/data.py", "pages/finetune.py", "pages/results.py", "pages/ood.py",
          "pages/movement.py", "pages/sensitivity.py", "pages/export.py"]
-
-
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    path = tmp_path_factory.mktemp("app-toy") / "toy"
-    corpus, queries, qrels = make_arrays(n_records=240, n_queries=150, seed=3, noise=0.5)
-    write_dataset(path, corpus, queries, qrels)
-    # the dataset's own OOD query set: a second query set over the same records
-    _, ood_q, ood_qrels = make_arrays(n_records=240, n_queries=40, seed=4, noise=0.8)
-    ood = path / "ood"
-    (ood / "emb" / "toy").mkdir(parents=True)
-    (ood / "qrels").mkdir()
-    import numpy as np
-    np.save(ood / "emb" / "toy" / "queries.npy", ood_q)
-    (ood / "emb" / "toy" / "query_ids.txt").write_text("".join(f"o{j}\n" for j in range(40)))
-    (ood / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
-        f"o{q[1:]}\t{d}\t{g}\n" for q, judged in ood_qrels.items() for d, g in judged.items()))
-    return path
-
-
-@pytest.fixture(autouse=True)
-def env(toy, monkeypatch):
-    monkeypatch.setenv("NUDGE_EXAMPLE", str(toy))
-    monkeypatch.setenv("NUDGE_NO_WARMUP", "1")
-    monkeypatch.setenv("NUDGE_PROJECTION", "pca")
-
-
-def new_app() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    return at
-
-
-def goto(at: AppTest, page: str) -> AppTest:
-    at.switch_page(page)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def errors(at: AppTest) -> list[str]:
-    return [e.value for e in at.error]
 
 
 def test_opens_on_the_example_and_every_page_renders():
@@ -211,78 +166,6 @@ def test_split_file_upload_and_bad_split(toy):
     assert any("'nope'" in e for e in errors(at))
 
 
-def test_server_folder_good_and_bad(toy):
-    at = new_app()
-    [r for r in at.radio if r.label == "Where is the data?"][0].set_value("path").run()
-    at.text_input[0].set_value("/no/such/folder").run()
-    at.button[0].click().run()
-    assert not at.exception
-    assert any("no such file or folder" in e for e in errors(at))
-    assert any("Loaded" in s.value for s in at.success)  # the previous dataset stays in use
-    at.text_input[0].set_value(str(toy)).run()
-    at.button[0].click().run()
-    assert not errors(at)
-    assert at.session_state.source["kind"] == "path"
-
-
-def test_upload_zip_broken_file_and_session_isolation(toy):
-    at = new_app()
-    other = new_app()
-    [r for r in at.radio if r.label == "Where is the data?"][0].set_value("upload").run()
-    assert any("MB" in m.value for m in at.markdown)
-    at.file_uploader(key="dataset_upload").set_value(("broken.zip", b"not a zip at all",
-                                                      "application/zip")).run()
-    assert not at.exception
-    assert errors(at) and "broken.zip" in errors(at)[0]
-    folder = at.session_state.tmp_holder.path
-    assert list(folder.iterdir()) == []  # the failed upload's files are gone
-    at.file_uploader(key="dataset_upload").set_value(("mine.zip", zip_folder(toy, "data"), "application/zip")).run()
-    assert not at.exception and not errors(at)
-    assert at.session_state.source["label"] == "upload: mine"
-    first = at.session_state.upload["folder"]
-    at.file_uploader(key="dataset_upload").set_value(("again.zip", zip_folder(toy, "data"), "application/zip")).run()
-    assert not errors(at) and at.session_state.source["label"] == "upload: again"
-    assert [p.name for p in folder.iterdir()] == [Path(at.session_state.upload["folder"]).name]
-    assert not Path(first).exists()  # a replaced upload's files are deleted
-    goto(at, "pages/results.py")
-    # the other browser session never sees this upload
-    other.run()
-    assert other.session_state.source["kind"] == "bundled"
-    assert other.session_state.upload is None
-
-
-def test_loose_upload_with_bad_array(toy):
-    at = new_app()
-    [r for r in at.radio if r.label == "Where is the data?"][0].set_value("upload").run()
-    emb = toy / "emb" / "toy"
-    files = [("corpus.npy", b"\x93NUMPY\x01\x00broken", "application/octet-stream"),
-             ("queries.npy", (emb / "queries.npy").read_bytes(), "application/octet-stream"),
-             ("corpus_ids.txt", (emb / "corpus_ids.txt").read_bytes(), "text/plain"),
-             ("query_ids.txt", (emb / "query_ids.txt").read_bytes(), "text/plain"),
-             ("test.tsv", (toy / "qrels" / "test.tsv").read_bytes(), "text/tab-separated-values")]
-    at.file_uploader(key="dataset_upload").set_value(files).run()
-    assert not at.exception
-    assert errors(at) and "corpus.npy" in errors(at)[0] and "nudge-session" not in errors(at)[0]
-    good = [(n, (emb / n).read_bytes() if n.endswith((".npy", ".txt")) else d, m)
-            for n, d, m in files]
-    at.file_uploader(key="dataset_upload").set_value(good).run()
-    assert not errors(at)
-    assert at.session_state.source["kind"] == "upload"
-
-
-def test_uploaded_ood_set(toy):
-    at = new_app()
-    [r for r in at.radio if r.label == "Out-of-distribution check"][0].set_value("upload").run()
-    emb = toy / "emb" / "toy"
-    at.file_uploader(key="ood_upload_w").set_value([
-        ("queries.npy", (emb / "queries.npy").read_bytes(), "application/octet-stream"),
-        ("query_ids.txt", (emb / "query_ids.txt").read_bytes(), "text/plain"),
-        ("ood.tsv", (toy / "qrels" / "test.tsv").read_bytes(), "text/plain")]).run()
-    assert not at.exception and not errors(at)
-    goto(at, "pages/ood.py")
-    assert set(at.dataframe[0].value["part"]) == {"in-distribution", "OOD"}
-
-
 def test_movement_query_pick():
     at = new_app()
     goto(at, "pages/movement.py")
@@ -302,6 +185,7 @@ def test_pages_folder_holds_only_the_apps_pages():
         text = (REPO / page).read_text(encoding="utf-8")
         assert not re.search(r"^\s*(from|import) pages\b", text, re.M), page
         assert "session.boot()" in text, page  # a deep link into a fresh server reaches app.py
+        assert "\nwith page_errors():" in text, page  # the page's one error boundary
 
 
 def test_the_engine_imports_no_ui():
@@ -340,7 +224,7 @@ def test_slider_returns_to_the_chosen_gamma_after_leaving_the_page():
     assert all(m.delta.startswith("+0.0000") or m.delta.startswith("-0.0000") for m in at.metric)
 
 
-def test_switching_embedding_set_in_a_folder_resplits_with_that_set(tmp_path):
+def test_switching_embedding_set_in_a_folder_resplits_with_that_set(tmp_path, monkeypatch):
     """The k-means OOD split depends on the embeddings: model b must not reuse model a's split."""
     from nudge_core import kmeans_ood_split, load_dataset, paper_split
     from explorer_app import runs
@@ -350,13 +234,14 @@ def test_switching_embedding_set_in_a_folder_resplits_with_that_set(tmp_path):
     write_dataset(folder, c, q, qr, model="a")
     c2, q2, _ = make_arrays(n_records=240, n_queries=150, seed=9, noise=0.5, dim=8)
     write_dataset(folder, c2, q2, qr, model="b")
+    monkeypatch.setenv("NUDGE_DATA_DIRS", str(tmp_path))  # the server offers what is in tmp_path
     at = new_app()
     at.radio[0].set_value("path").run()
-    at.text_input[0].set_value(str(folder)).run()
+    assert [s for s in at.selectbox if s.label == "Dataset on the server"][0].value == "two"
 
     def load(model):
-        at.selectbox[0].set_value(model).run()
-        [b for b in at.button if b.label == "Load folder"][0].click().run()
+        [s for s in at.selectbox if s.label == "Embedding set"][0].set_value(model).run()
+        [b for b in at.button if b.label == "Load dataset"][0].click().run()
         assert not at.exception, [e.value for e in at.exception]
     load("a")
     [r for r in at.radio if r.label == "Out-of-distribution check"][0].set_value("kmeans").run()

@@ -8,120 +8,15 @@ Needs /usr/bin/chromium (`apt-get install chromium`); never `playwright install`
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests"))
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run"]
+from browser_support import CHROMIUM, check, go, pick, settle
 
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def shots() -> Path:
-    folder = Path(os.environ.get("NUDGE_SCREENSHOTS") or tempfile.mkdtemp(prefix="nudge-shots-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    print(f"\nscreenshots: {folder}")
-    return folder
-
-
-@pytest.fixture(scope="module")
-def server():
-    port = free_port()
-    env = dict(os.environ, NUDGE_UMAP_EPOCHS=os.environ.get("NUDGE_UMAP_EPOCHS", "100"))
-    log = tempfile.NamedTemporaryFile(prefix="streamlit-", suffix=".log", delete=False)
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py",
-                             "--server.headless", "true", "--server.port", str(port),
-                             "--server.address", "127.0.0.1"], cwd=REPO, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        raise RuntimeError(f"streamlit did not start; log: {log.name}")
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
-
-
-def settle(page, timeout: float = 120) -> None:
-    """Wait until the script run finishes (the 'running' indicator is gone for a moment)."""
-    page.wait_for_timeout(400)
-    deadline = time.time() + timeout
-    quiet = 0
-    while time.time() < deadline:
-        running = page.locator('[data-testid="stStatusWidget"]').count() > 0
-        quiet = 0 if running else quiet + 1
-        if quiet >= 3:
-            return
-        page.wait_for_timeout(300)
-    raise AssertionError("the app kept running")
-
-
-def check(page, shots: Path, name: str) -> None:
-    exceptions = page.locator('[data-testid="stException"]')
-    assert exceptions.count() == 0, exceptions.first.inner_text()
-    # Streamlit scrolls inside its main container: grow the viewport to the content, then shoot.
-    height = page.evaluate("() => Math.max(...[...document.querySelectorAll("
-                           "'[data-testid=\"stMain\"], [data-testid=\"stAppViewContainer\"]')]"
-                           ".map(e => e.scrollHeight), 1000)")
-    page.set_viewport_size({"width": 1400, "height": min(int(height) + 40, 7000)})
-    page.wait_for_timeout(500)
-    page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
-    page.set_viewport_size({"width": 1400, "height": 1000})
-
-
-def go(page, title: str, timeout: float = 120) -> None:
-    page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
-    page.get_by_role("heading", name=title).first.wait_for(timeout=timeout * 1000)
-    settle(page, timeout)
-
-
-def pick(page, label: str, nth_option: int) -> None:
-    """Open the selectbox labelled ``label`` and choose its ``nth_option`` entry."""
-    box = page.get_by_role("combobox", name=label, exact=True)
-    box.scroll_into_view_if_needed()
-    box.locator("xpath=..").get_by_role("button", name="Open").click()
-    page.get_by_role("listbox", name=label).get_by_role("option").nth(nth_option).click()
-    settle(page)
 
 
 def small_zip() -> bytes:
@@ -154,6 +49,13 @@ def test_whole_flow(server, browser, shots):
     page.get_by_text("Validation report").wait_for(timeout=120_000)
     settle(page)
     check(page, shots, "01-data")
+
+    page.get_by_text("Dataset on the server", exact=True).click()  # a choice among allowed roots, no path field
+    settle(page)
+    assert page.locator('[data-testid="stTextInput"]').count() == 0
+    check(page, shots, "01b-data-server")
+    page.get_by_text("Bundled example", exact=True).click()
+    settle(page)
 
     page.get_by_text("k-means split (2 clusters of training queries)").click()
     settle(page)
