@@ -46,18 +46,24 @@ def gamma_axis(gammas: np.ndarray, chosen: float | None) -> list[float]:
 
 def gamma_curve_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]],
                        chosen: dict[str, float], test_curves: dict[str, tuple[np.ndarray, np.ndarray]]
-                       | None = None, current: dict[str, float] | None = None) -> go.Figure:
+                       | None = None, current: dict[str, float] | None = None,
+                       exact: dict[str, tuple[float, float]] | None = None) -> go.Figure:
     """Validation objective vs γ for each method (one panel each), chosen γ marked; optional test
-    NDCG@10 on a second axis; ``current`` marks the slider's γ."""
+    NDCG@10 on a second axis; ``current`` marks the slider's γ; ``exact`` gives, for methods whose
+    curve is an exact step function searched within bounds, those bounds (shaded)."""
     methods = list(curves)
     fig = make_subplots(rows=1, cols=max(1, len(methods)), subplot_titles=[label(m) for m in methods],
                         specs=[[{"secondary_y": True}] * max(1, len(methods))])
     for i, m in enumerate(methods, start=1):
         g, obj = curves[m]
-        exact = _exact_curve(m)
-        fig.add_trace(go.Scatter(x=g, y=obj, mode="lines" if exact else "lines+markers",
-                                 line=dict(color=colour(m), shape="hv" if exact else "linear"),
+        steps = _exact_curve(m) or m in (exact or {})
+        fig.add_trace(go.Scatter(x=g, y=obj, mode="lines" if steps else "lines+markers",
+                                 line=dict(color=colour(m), shape="hv" if steps else "linear"),
                                  name=f"{label(m)}: validation objective", legendgroup=m), row=1, col=i)
+        if m in (exact or {}):
+            lo, hi = exact[m]
+            fig.add_vrect(x0=lo, x1=hi, fillcolor=colour(m), opacity=0.07, line_width=0, row=1, col=i,
+                          annotation_text="allowed γ", annotation_position="top left")
         if m in chosen:
             fig.add_vline(x=chosen[m], line=dict(color="black", dash="dash"), row=1, col=i,
                           annotation_text=f"chosen γ={chosen[m]:.3g}", annotation_position="top right")

@@ -104,8 +104,10 @@ def current_split(ds):
 # ---------------------------------------------------------------- settings and the run
 def default_settings() -> dict:
     """The Fine-tune page's form state, from the registry: which methods (``methods``), each γ
-    method's γ (``gamma[name]``: mode automatic / fixed / range, a fixed value, a range) and each
-    method's parameters (``params[name]``)."""
+    method's γ (``gamma[name]``: mode automatic / fixed / range / exact, a fixed value, a range
+    whose from/to are also the exact search's bounds), each method's parameters
+    (``params[name]``), the validation ``objective`` (None = each method's own) and the
+    ``choose`` rule, shared by the γ methods as on the command line."""
     gamma = {}
     for name in registry.gamma_methods():
         grid = registry.get(name).gamma.default_grid
@@ -114,7 +116,8 @@ def default_settings() -> dict:
     return {"methods": [n for n in registry.default_names() if n != registry.REFERENCE],
             "gamma": gamma,
             "params": {n: {p.name: p.default for p in registry.get(n).params}
-                       for n in registry.names()}}
+                       for n in registry.names()},
+            "objective": None, "choose": "smallest"}
 
 
 def method_settings(cfg: dict, name: str) -> MethodSettings:
@@ -125,9 +128,13 @@ def method_settings(cfg: dict, name: str) -> MethodSettings:
     elif g["mode"] == "range":
         start, stop, step = (float(x) for x in g["range"])
         gamma = GammaSpec("range", start=start, stop=stop, step=step)
+    elif g["mode"] == "exact":
+        gamma = GammaSpec("exact", start=float(g["range"][0]), stop=float(g["range"][1]))
     else:
         gamma = GammaSpec()
-    return MethodSettings(name, gamma, dict(cfg["params"].get(name, {})))
+    choice = {} if registry.get(name).gamma is None else \
+        {"objective": cfg.get("objective"), "choose": cfg.get("choose", "smallest")}
+    return MethodSettings(name, gamma, dict(cfg["params"].get(name, {})), **choice)
 
 
 def current_spec() -> RunSpec:

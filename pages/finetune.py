@@ -20,12 +20,15 @@ with page_errors():  # the page's one error boundary: tracebacks go to the log
     st.markdown(
         "NUDGE moves each record's vector toward the training queries it answers, by at most **γ** "
         "(NUDGE-M: exactly γ; NUDGE-N: unit-length vectors changed by at most √γ). The chart shows, "
-        "for each γ, the share of validation queries whose first result is relevant; NUDGE picks the "
-        "best γ (dashed line). The sliders re-score the test queries at any other γ instantly.")
+        "for each γ, the validation objective that chooses γ (by default NUDGE-M: the share of "
+        "validation queries whose first result is relevant; NUDGE-N: recall@val_k), and NUDGE picks "
+        "the best γ (dashed line). The sliders re-score the test queries at any other γ instantly.")
 
     ss = st.session_state
     cfg = copy.deepcopy(ss.settings_cfg)
-    MODES = ["automatic", "fixed", "range"]
+    MODES = ["automatic", "fixed", "range", "exact"]
+    FAMILIES = {"own": "each method's own", "hit": "hit@1", "recall": "recall@k", "ndcg": "NDCG@k",
+                "mrr": "MRR@k"}
     with st.form("settings"):
         gamma_methods = registry.gamma_methods()
         c1, *gamma_cols = st.columns([1.3] + [1.2] * len(gamma_methods))
@@ -34,6 +37,17 @@ with page_errors():  # the page's one error boundary: tracebacks go to the log
                 "Methods (no fine-tuning is always included)",
                 [n for n in registry.names() if n != registry.REFERENCE],
                 default=[m for m in cfg["methods"] if m in registry.names()], format_func=label)
+            family, _, k = (cfg.get("objective") or "own@10").partition("@")
+            o1, o2 = st.columns([2, 1])
+            family = o1.selectbox("Validation objective (chooses γ)", list(FAMILIES),
+                                  index=list(FAMILIES).index(family), format_func=FAMILIES.get,
+                                  help="own: NUDGE-M hit@1, NUDGE-N recall@val_k")
+            k = int(o2.number_input("k", 1, 1000, int(k), help="cut-off for recall, NDCG and MRR"))
+            cfg["objective"] = None if family == "own" else ("hit@1" if family == "hit" else f"{family}@{k}")
+            cfg["choose"] = st.radio("Choose γ", ["smallest", "plateau-middle"], horizontal=True,
+                                     index=["smallest", "plateau-middle"].index(cfg.get("choose", "smallest")),
+                                     help="smallest γ reaching the best value (the paper's rule), or "
+                                          "the middle of the widest best plateau (exact search only)")
             for name in registry.names():
                 for p in registry.get(name).params:
                     cfg["params"].setdefault(name, {})[p.name] = int(st.number_input(
@@ -47,7 +61,9 @@ with page_errors():  # the page's one error boundary: tracebacks go to the log
                     f"{bounds.default_grid[-1]:g}" if bounds.default_grid else "exact, over every γ")
             with col:
                 g["mode"] = st.radio(f"{label(name)} γ", MODES, index=MODES.index(g["mode"]),
-                                     horizontal=True, help=f"automatic = {auto}", key=f"mode_{name}")
+                                     horizontal=True, key=f"mode_{name}",
+                                     help=f"automatic = {auto}; exact = the exact step curve of the "
+                                          "objective over [from, to] (step unused)")
                 limits = f"{bounds.low:g} … {bounds.high:g}" if high else f"≥ {bounds.low:g}"
                 g["value"] = float(st.number_input(f"fixed {label(name)} γ ({limits})", bounds.low, high,
                                                    float(g["value"]), 0.01, format="%.4f",
@@ -124,7 +140,14 @@ with page_errors():  # the page's one error boundary: tracebacks go to the log
         for m in nudges:
             grid = np.linspace(*gamma_axis(curves[m][0], chosen[m]), 120)  # sampled where the axis is
             test_curves[m] = (grid, runs.test_curve(result, m, grid))
-    st.plotly_chart(gamma_curve_figure(curves, chosen, test_curves, current), width="stretch")
+    exact = {m: (result.methods[m].estimator.curve_.lo, result.methods[m].estimator.curve_.hi)
+             for m in nudges if getattr(result.methods[m].estimator, "curve_", None) is not None}
+    st.plotly_chart(gamma_curve_figure(curves, chosen, test_curves, current, exact), width="stretch")
     for m in nudges:
-        st.caption(f"{label(m)}'s validation objective: {registry.get(m).objective}.")
+        facts = result.methods[m].estimator.describe()
+        where = (f"exactly over [{facts['gamma_bounds'][0]:g}, {facts['gamma_bounds'][1]:g}]"
+                 if "gamma_bounds" in facts else "on the curve shown")
+        st.caption(f"{label(m)}: γ chosen {where} by validation {facts['objective']} "
+                   f"({facts['choose']} rule; ties count as success). Default objective: "
+                   f"{registry.get(m).objective}.")
     st.page_link("pages/results.py", label="Next: results", icon=":material/arrow_forward:")

@@ -255,3 +255,24 @@ def test_switching_embedding_set_in_a_folder_resplits_with_that_set(tmp_path, mo
     expect = kmeans_ood_split(ds_b, paper_split(ds_b.labelled_ids, seed=0), seed=0)
     assert result.dataset.model == "b"
     assert sorted(result.split.ood) == sorted(expect.ood)
+
+
+def test_finetune_exact_search_with_another_objective():
+    """The exact γ path from the page: NUDGE-N searched exactly for NDCG@10 within the range's
+    bounds; the page shows its step curve with the bounds, and the γ equals the CLI's."""
+    at = new_app()
+    goto(at, "pages/finetune.py")
+    {r.label: r for r in at.radio}["NUDGE-N γ"].set_value("exact")
+    at.number_input(key="lo_nudge-n").set_value(0.0)
+    at.number_input(key="hi_nudge-n").set_value(1.0)
+    [s for s in at.selectbox if s.label.startswith("Validation objective")][0].set_value("ndcg")
+    [n for n in at.number_input if n.label == "k"][0].set_value(10)
+    at.button[0].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not errors(at), errors(at)
+    spec = at.session_state.settings_cfg
+    assert spec["objective"] == "ndcg@10" and spec["gamma"]["nudge-n"]["mode"] == "exact"
+    caption = [c.value for c in at.caption if c.value.startswith("NUDGE-N: γ chosen")][0]
+    assert "exactly over [0, 1]" in caption and "ndcg@10" in caption
+    gamma = at.dataframe[0].value.set_index("method").loc["NUDGE-N", "γ"]
+    assert 0 <= gamma <= 1
