@@ -24,7 +24,9 @@ PAGES = (("pages/data.py", "1 · Data", "data"),
          ("pages/ood.py", "4 · Out-of-distribution", "ood"),
          ("pages/movement.py", "5 · Movement", "movement"),
          ("pages/sensitivity.py", "6 · Sensitivity", "sensitivity"),
-         ("pages/export.py", "7 · Export", "export"))
+         ("pages/export.py", "7 · Export", "export"),
+         # last: it needs no dataset and leaves the workflow pages' numbers as they were
+         ("pages/playground.py", "8 · Playground", "playground"))
 
 
 def navigation_pages() -> list[st.Page]:

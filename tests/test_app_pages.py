@@ -16,7 +16,7 @@ from nudge_core import cli
 from synthetic import make_arrays, write_dataset
 
 PAGES = ["pages/data.py", "pages/finetune.py", "pages/results.py", "pages/ood.py",
-         "pages/movement.py", "pages/sensitivity.py", "pages/export.py"]
+         "pages/movement.py", "pages/sensitivity.py", "pages/export.py", "pages/playground.py"]
 
 
 def test_opens_on_the_example_and_every_page_renders():
