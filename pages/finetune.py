@@ -107,6 +107,8 @@ with page_errors():  # the page's one error boundary: tracebacks go to the log
         st.stop()
 
     st.subheader("Re-score at any γ")
+    snap = st.toggle("Snap the sliders to the validation curve's events (where some ranking "
+                     "changes)", key="snap_events")
     current, cols = {}, st.columns(len(nudges))
     run_key = runs.run_key()
     for col, m in zip(cols, nudges):
@@ -119,7 +121,17 @@ with page_errors():  # the page's one error boundary: tracebacks go to the log
             ss[f"slider_run_{m}"] = run_key
             ss[f"slider_{m}"] = float(min(res.gamma, top))
         with col:
-            g = st.slider(f"{label(m)} γ", 0.0, top, step=top / 400, format="%.3f", key=f"slider_{m}")
+            events = res.estimator.curve_gammas_
+            events = events[(events >= 0) & (events <= top)]
+            if snap and len(events) > 1:
+                picks = np.unique(np.concatenate([events[np.linspace(0, len(events) - 1, min(
+                    len(events), 2000)).astype(int)], [res.gamma]]))  # at most ~2,000 stops
+                g = st.select_slider(f"{label(m)} γ (events)", options=picks.tolist(),
+                                     value=float(res.gamma), format_func=lambda x: f"{x:.4g}",
+                                     key=f"snap_{m}_{run_key}")
+            else:
+                g = st.slider(f"{label(m)} γ", 0.0, top, step=top / 400, format="%.3f",
+                              key=f"slider_{m}")
             current[m] = g
             metrics, seconds = runs.rescorer(result, m).timed_metrics(g)
             a, b = st.columns(2)

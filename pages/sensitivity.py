@@ -41,7 +41,14 @@ with page_errors():  # the page's one error boundary: tracebacks go to the log
     sweep = runs.sweep(ds, seeds, tuple(methods), n_points, progress)
     progress.clear()
     for m in methods:
-        st.plotly_chart(sensitivity_figure(sweep, m), width="stretch")
+        fig = sensitivity_figure(sweep, m)
+        curve = getattr(result.methods[m].estimator, "curve_", None)
+        if curve is not None:  # this run's exact validation objective over the user's bounds
+            keep = curve.breaks > 0  # a log axis
+            fig.add_scatter(x=curve.breaks[keep], y=curve.after[keep], mode="lines",
+                            line=dict(color="black", shape="hv", width=1),
+                            name=f"validation {curve.objective} (exact, this run's bounds)")
+        st.plotly_chart(fig, width="stretch")
         marks = sweep.markers(m)
         chosen = ", ".join(f"{g:.3g}" for g in sweep.chosen.get(m, []))
         over = f"{marks['overfit']:.3g}" if marks["overfit"] is not None else "not reached in this range"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pytest
 
 from app_support import REPO, env, goto, new_app, errors, toy  # noqa: F401 (fixtures)
@@ -276,3 +277,19 @@ def test_finetune_exact_search_with_another_objective():
     assert "exactly over [0, 1]" in caption and "ndcg@10" in caption
     gamma = at.dataframe[0].value.set_index("method").loc["NUDGE-N", "γ"]
     assert 0 <= gamma <= 1
+
+
+def test_snapping_slider_offers_the_curve_events():
+    at = new_app()
+    goto(at, "pages/finetune.py")
+    at.toggle(key="snap_events").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    snapped = [s for s in at.select_slider if s.label.endswith("γ (events)")]
+    assert len(snapped) == 2
+    result = list(__import__("explorer_app.runs", fromlist=["x"]).EXPERIMENTS.items.values())[-1]
+    for box, method in zip(snapped, ("nudge-m", "nudge-n")):
+        est = result.methods[method].estimator
+        events = {f"{x:.4g}" for x in np.append(est.curve_gammas_, est.gamma_)}
+        options = set(box.options)  # shown as formatted on the page
+        assert len(options) >= 2 and options <= events, (method, options - events)
+    assert len(snapped[1].options) == 25  # NUDGE-N's grid: every point is an event

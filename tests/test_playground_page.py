@@ -7,7 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from nudge_core.playground import PRESETS, positions, preset
-from app_support import APP, env, goto, toy  # noqa: F401  (fixtures: the app example)
+from app_support import APP, env, goto, toy  # noqa: F401, F811  (fixtures: the app example)
 
 
 def open_playground() -> AppTest:
@@ -30,8 +30,8 @@ def test_every_preset_renders(dim):
 def test_lesson_steps_set_the_sliders_and_the_figure_follows():
     at = open_playground()
     at.selectbox(key="pg_preset").set_value("ood").run()
-    toy = preset("ood")
-    for step in toy.steps[1:]:
+    ood = preset("ood")
+    for step in ood.steps[1:]:
         at.button(key="pg_next").click().run()
         assert not at.exception
         for key in ("pg_gamma_nudge-m", "pg_gamma_nudge-n"):
@@ -42,8 +42,8 @@ def test_lesson_steps_set_the_sliders_and_the_figure_follows():
     ood_row = [q for q in table.index if q.startswith("ood")][0]
     assert table.loc[ood_row, "NUDGE-M"].split()[0] == "0"
     assert table.loc[ood_row, "NUDGE-N"].split()[0] == "1"
-    moved = positions(toy, "nudge-m", toy.steps[-1].gamma)[0] - toy.records[0]
-    assert np.linalg.norm(moved) == pytest.approx(toy.steps[-1].gamma, abs=1e-5)
+    moved = positions(ood, "nudge-m", ood.steps[-1].gamma)[0] - ood.records[0]
+    assert np.linalg.norm(moved) == pytest.approx(ood.steps[-1].gamma, abs=1e-5)
 
 
 def test_edit_tables_and_html_export_are_offered():
