@@ -26,7 +26,8 @@ PAGES = (("pages/data.py", "1 · Data", "data"),
          ("pages/sensitivity.py", "6 · Sensitivity", "sensitivity"),
          ("pages/export.py", "7 · Export", "export"),
          # last: it needs no dataset and leaves the workflow pages' numbers as they were
-         ("pages/playground.py", "8 · Playground", "playground"))
+         ("pages/playground.py", "8 · Playground", "playground"),
+         ("pages/serving.py", "9 · Serving", "serving"))
 
 
 def navigation_pages() -> list[st.Page]:

@@ -17,7 +17,8 @@ from nudge_core import cli
 from synthetic import make_arrays, write_dataset
 
 PAGES = ["pages/data.py", "pages/finetune.py", "pages/results.py", "pages/ood.py",
-         "pages/movement.py", "pages/sensitivity.py", "pages/export.py", "pages/playground.py"]
+         "pages/movement.py", "pages/sensitivity.py", "pages/export.py", "pages/playground.py",
+         "pages/serving.py"]
 
 
 def test_opens_on_the_example_and_every_page_renders():
@@ -293,3 +294,14 @@ def test_snapping_slider_offers_the_curve_events():
         options = set(box.options)  # shown as formatted on the page
         assert len(options) >= 2 and options <= events, (method, options - events)
     assert len(snapped[1].options) == 25  # NUDGE-N's grid: every point is an event
+
+
+def test_serving_page_shows_every_method_through_each_index():
+    at = new_app()
+    goto(at, "pages/serving.py")
+    assert not errors(at), errors(at)
+    table = [d.value for d in at.dataframe if "gain kept" in d.value.columns][0]
+    assert set(table["index"]) == {"int8", "binary:rescore=40", "hnsw:M=32,ef=64"}
+    assert {"no fine-tuning", "NUDGE-M", "NUDGE-N"} <= set(table["method"])
+    at.text_input(key="serving_custom").set_value("truncate:dim=999").run()
+    assert any("dim=999" in e for e in errors(at)), errors(at)
