@@ -1,4 +1,5 @@
-"""Command line: ``nudge-explorer run DATASET ...`` fits, evaluates, prints a table, writes JSON.
+"""Command line: ``nudge-explorer run DATASET ...`` fits, evaluates, prints a table, writes JSON;
+``nudge-explorer embed DATASET`` embeds a dataset's texts (:mod:`nudge_core.text_embed`).
 
 Bad input exits with status 2 and one line ``error: <file, line: what was expected>``; no
 traceback (set NUDGE_DEBUG=1 to see one for an unexpected failure).
@@ -42,7 +43,32 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-per-query", action="store_true", help="leave per-query rows out of JSON")
     run.add_argument("--save-embeddings", metavar="DIR",
                      help="write each method's searched embeddings as DIR/<method>/corpus.npy + ids")
+    embed = sub.add_parser("embed", help="embed a dataset's corpus.jsonl and queries.jsonl into "
+                                          "emb/<model>/ (text mode; needs the 'text' extra)")
+    embed.add_argument("dataset", help="dataset folder with corpus.jsonl[.gz] and queries.jsonl")
+    embed.add_argument("--model-dir", metavar="DIR",
+                       help="a sentence-transformers model folder (default: the bundled "
+                            "all-MiniLM-L6-v2)")
+    embed.add_argument("--batch-size", type=int, default=32, help="texts per batch (default 32)")
+    embed.add_argument("--threads", type=int, default=None,
+                       help="torch CPU threads (default: every CPU this process may use)")
     return parser
+
+
+def embed(args: argparse.Namespace) -> int:
+    from .text_embed import embed_folder
+
+    for flag, value in (("--batch-size", args.batch_size), ("--threads", args.threads)):
+        if value is not None and value < 1:
+            raise CliError(f"{flag}: must be an integer >= 1, got {value}")
+
+    def progress(fraction: float, message: str) -> None:
+        print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
+
+    target = embed_folder(args.dataset, model_dir=args.model_dir, batch_size=args.batch_size,
+                          threads=args.threads, progress=progress)
+    print(f"wrote {target}")
+    return 0
 
 
 def format_table(result: ExperimentResult) -> str:
@@ -64,6 +90,18 @@ def format_table(result: ExperimentResult) -> str:
             row += f"{cmp['delta']:>+10.4f} [{cmp['ci_low']:+.3f}, {cmp['ci_high']:+.3f}]"
             row += f"{cmp['p_value']:>8.3g}"
         lines.append(row)
+    return "\n".join(lines)
+
+
+def format_serving(serving: dict) -> str:
+    """NDCG@10 per index and method, with the share of the exact-search gain each keeps."""
+    lines = [f"{'index':34}{'method':10}{'ndcg@10':>9}{'gain kept':>11}{'bytes/rec':>11}{'ms/query':>10}"]
+    for text, entry in serving.items():
+        for method, m in entry["methods"].items():
+            share = m.get("kept_share")
+            lines.append(f"{text:34}{method:10}{m['metrics']['ndcg@10']:>9.4f}"
+                         f"{'' if share is None else f'{share:.0%}':>11}"
+                         f"{entry['bytes_per_record']:>11.0f}{(entry.get('query_ms') or 0):>10.3f}")
     return "\n".join(lines)
 
 
@@ -110,6 +148,13 @@ def run(args: argparse.Namespace) -> int:
     spec = RunSpec.from_args(args)  # every setting checked before anything is read
     check_outputs(args)
     ds, split, ood = load_run(spec)
+    if spec.indexes:  # impossible index settings for these records: refused before any fit
+        from .serving.specs import IndexSpec
+        for text in spec.indexes:
+            try:
+                IndexSpec.parse(text).check(ds.n_records, ds.dim)
+            except ValueError as exc:
+                raise CliError(f"--index: {exc}") from None
     for note in ds.notes:
         print(f"note: {note}", file=sys.stderr)
 
@@ -117,9 +162,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
 
     result = run_experiment(ds, split, spec, ood=ood, progress=progress)
+    if spec.indexes:
+        from .serving import evaluate_serving
+        result.serving = evaluate_serving(result, spec.indexes, progress=progress)
     sizes = ", ".join(f"{k} {v}" for k, v in split.sizes().items())
     print(f"{ds.name} / {ds.model}: {ds.n_records} records, dim {ds.dim}; queries: {sizes}")
     print(format_table(result))
+    if result.serving:
+        print(format_serving(result.serving))
     if args.out:
         _write("--out", args.out, lambda: (
             Path(args.out).parent.mkdir(parents=True, exist_ok=True),
@@ -158,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if args.command == "run":
             return run(args)
+        if args.command == "embed":
+            return embed(args)
     except (KeyboardInterrupt, _Terminated) as exc:  # temporary folders are gone by now
         print(f"error: {'interrupted' if isinstance(exc, KeyboardInterrupt) else 'terminated'} "
               "before the run finished; its temporary files are removed", file=sys.stderr)

@@ -8,6 +8,9 @@ Each method is a :class:`FineTuner`: ``__init__`` only stores its settings (so s
 * ``index_``: an :class:`~nudge_core.index.Index` over the record vectors it searches;
 * :meth:`transform_queries`: the query vectors as it searches them (identity unless the method
   changes queries);
+* methods that need the dataset itself (its texts: model fine-tuning) set ``needs_dataset = True``
+  and take ``fit(..., dataset=ds)``; :func:`~nudge_core.experiment.run_experiment` passes it to
+  them only, so every other ``fit`` keeps its signature;
 * ``fit_seconds_``, ``gamma_`` (None for methods without a γ), ``objective_`` (the validation
   objective it reached, or None) and :meth:`describe` (extra JSON fields for the results file).
 """
@@ -36,6 +39,8 @@ class FineTuner(BaseEstimator):
 
     gamma_ = None
     objective_ = None
+    #: True: ``fit`` also takes ``dataset=`` (the :class:`~nudge_core.data.Dataset`, for its texts)
+    needs_dataset = False
 
     def _check_params(self) -> None:
         """Raise ValueError naming the parameter and what it accepts (called first in ``fit``)."""

@@ -85,6 +85,8 @@ class ExperimentResult:
     test: QuerySet
     ood: QuerySet | None = None
     seconds: float = 0.0
+    #: :func:`nudge_core.serving.evaluate_serving` of ``spec.indexes`` when asked for
+    serving: dict | None = None
 
     @property
     def ood_source(self) -> str | None:
@@ -110,6 +112,8 @@ class ExperimentResult:
                           "test": len(self.split.test)},
                "split": self.split.description, "run_spec": self.spec.to_json(),
                "notes": list(self.dataset.notes), "methods": methods, "seconds": round(self.seconds, 3)}
+        if self.serving is not None:
+            out["serving"] = self.serving
         if self.ood is not None:
             out["ood"] = {"source": self.ood_source, "n_queries": len(self.ood),
                           "methods": {name: {"metrics": res.ood_metrics,
@@ -139,7 +143,8 @@ def run_experiment(dataset: Dataset, split: Split, spec: RunSpec | None = None,
     OOD queries come from ``split.ood`` (k-means protocol) or ``ood`` (a second query set, named
     by ``spec.ood``). ``progress(fraction, message)`` is called as work advances. Every method
     gets the same inputs: the raw records, the training and validation queries, and one shared
-    unit-norm copy of the records (read only).
+    unit-norm copy of the records (read only); methods with ``needs_dataset`` (model fine-tuning)
+    also get ``dataset`` for its texts.
     """
     spec = spec or RunSpec(dataset.name)
     report = or_silent(progress)
@@ -153,7 +158,14 @@ def run_experiment(dataset: Dataset, split: Split, spec: RunSpec | None = None,
     for i, settings in enumerate(spec.methods):
         name = settings.name
         report(0.05 + 0.9 * i / len(spec.methods), f"fitting {name}")
-        est = settings.build().fit(dataset.corpus_emb, train, val, normalized=normalized)
+        est = settings.build()
+        extra = {}
+        if est.needs_dataset:  # model fine-tuning: texts, and progress inside the (long) fit
+            extra["dataset"] = dataset
+            lo, hi = 0.05 + 0.9 * i / len(spec.methods), 0.05 + 0.9 * (i + 1) / len(spec.methods)
+            est.progress = lambda f, m, lo=lo, hi=hi, name=name: report(lo + (hi - lo) * f,
+                                                                        f"{name}: {m}")
+        est = est.fit(dataset.corpus_emb, train, val, normalized=normalized, **extra)
         top = est.search(test.emb, TOP_K)
         res = MethodResult(name, est, top, evaluate(top, test))
         if ood is not None:

@@ -16,6 +16,7 @@ from .baselines import LinearAdaptor, NoFineTuning
 from .errors import SpecError
 from .estimator import FineTuner
 from .gamma_path import GammaBounds
+from .model_ft import FullFineTune, LoraFineTune
 from .nudge import NudgeM, NudgeN
 
 #: The method every other one is compared with (always run, first).
@@ -140,3 +141,20 @@ register(MethodSpec(
     objective="validation recall@val_k (relevant records in the top val_k / min(|R|, val_k)), "
               "on the γ grid",
     gamma=NudgeN.bounds, gamma_flag="n", params=(VAL_K,)))
+
+# Model fine-tuning (needs the 'text' extra and a dataset with texts; not in the default list).
+# They re-encode records and queries; "changes" says records, what the index searches.
+_EPOCHS = Param("epochs", "--epochs", 3, 1, 1000, "full-ft / lora epoch cap (default 3)")
+_BATCH = Param("batch_size", "--batch-size", 32, 2, 4096,
+               "full-ft / lora training pairs per batch (default 32)")
+_MODEL_FT_OBJECTIVE = ("validation hit@1 (share of validation queries whose first result is "
+                       "relevant), with the corpus re-encoded after every epoch; the best epoch's "
+                       "weights and corpus encoding are kept")
+register(MethodSpec(
+    "full-ft", "full fine-tuning", "#8c564b", FullFineTune, changes="records", metric="cos",
+    objective=_MODEL_FT_OBJECTIVE, params=(_EPOCHS, _BATCH), default=False))
+register(MethodSpec(
+    "lora", "LoRA", "#e377c2", LoraFineTune, changes="records", metric="cos",
+    objective=_MODEL_FT_OBJECTIVE,
+    params=(_EPOCHS, _BATCH, Param("lora_rank", "--lora-rank", 8, 1, 256,
+                                   "LoRA adapter rank (default 8)")), default=False))

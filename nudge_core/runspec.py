@@ -130,8 +130,17 @@ class RunSpec:
     methods: tuple = ()
     ood: str | None = None
     max_file_mb: float | None = None
+    indexes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "indexes", tuple(self.indexes))
+        if self.indexes:  # parsed (and so checked) here; faiss is imported only when asked for
+            from .serving.specs import IndexSpec
+            for text in self.indexes:
+                try:
+                    IndexSpec.parse(text)
+                except ValueError as exc:
+                    raise SpecError(f"--index: {exc}") from None
         names = self.methods or registry.default_names()
         methods = tuple(m if isinstance(m, MethodSettings) else MethodSettings(m) for m in names)
         seen = [m.name for m in methods]
@@ -206,6 +215,8 @@ class RunSpec:
                 opt(p.flag, str(flags[p.flag]))
         if self.max_file_mb is not None:
             opt("--max-file-mb", repr(float(self.max_file_mb)))
+        for text in self.indexes:
+            opt("--index", text)
         argv.extend(extra)
         if self.dataset.startswith("-"):
             return argv + ["--", self.dataset]
@@ -240,7 +251,8 @@ class RunSpec:
             params = {p.name: getattr(args, _dest(p.flag)) for p in spec.params}
             choice = {} if spec.gamma is None else {"objective": args.objective, "choose": args.choose}
             methods.append(MethodSettings(name, gamma, params, **choice))
-        return cls(args.dataset, args.embeddings, split, tuple(methods), args.ood, args.max_file_mb)
+        return cls(args.dataset, args.embeddings, split, tuple(methods), args.ood, args.max_file_mb,
+                   tuple(args.index or ()))
 
     @classmethod
     def from_argv(cls, argv: list[str]) -> "RunSpec":
@@ -253,7 +265,8 @@ class RunSpec:
         return {"dataset": self.dataset, "model": self.model, "split": asdict(self.split),
                 "methods": [{"name": m.name, "gamma": str(m.gamma), "params": dict(m.params),
                              "objective": m.objective, "choose": m.choose} for m in self.methods],
-                "ood": self.ood, "max_file_mb": self.max_file_mb, "argv": self.to_argv()}
+                "ood": self.ood, "max_file_mb": self.max_file_mb, "indexes": list(self.indexes),
+                "argv": self.to_argv()}
 
     @classmethod
     def from_json(cls, obj: dict) -> "RunSpec":
@@ -261,7 +274,7 @@ class RunSpec:
                                        m.get("objective"), m.get("choose", "smallest"))
                         for m in obj["methods"])
         return cls(obj["dataset"], obj["model"], SplitSpec(**obj["split"]), methods, obj["ood"],
-                   obj["max_file_mb"])
+                   obj["max_file_mb"], tuple(obj.get("indexes", ())))
 
     def key(self) -> str:
         """A content key of every setting (for caches; data content is keyed separately)."""
@@ -358,6 +371,10 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
         run.add_argument(p.flag, type=_int_arg(p.flag), default=p.default, help=p.help)
     run.add_argument("--max-file-mb", type=_number_arg("--max-file-mb"),
                      help="refuse input files larger than this")
+    run.add_argument("--index", action="append", metavar="SPEC",
+                     help="also evaluate every method through this serving index (repeatable): "
+                          "exact, truncate:dim=128, int8, uint8, binary[:rescore=40], "
+                          "hnsw:M=32,ef=64, ivf:nlist=64,nprobe=8, ivfpq:nlist=64,m=48,bits=8,nprobe=8")
 
 
 def _check_every_flag(args: argparse.Namespace) -> None:

@@ -197,3 +197,23 @@ def test_a_failed_write_names_the_flag_and_the_file(folder, tmp_path, capsys, mo
     assert main(["run", str(folder / "toy"), "--methods", "nudge-n", "--out", str(out)]) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress lines
     assert last == f"error: --out: could not write {out}: No space left on device"
+
+
+def test_serving_indexes_land_in_the_json(folder, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    assert main(["run", str(folder / "toy"), "--methods", "nudge-m,nudge-n", "--index", "int8",
+                 "--index", "truncate:dim=8", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert list(res["serving"]) == ["int8", "truncate:dim=8"]
+    assert res["run_spec"]["indexes"] == ["int8", "truncate:dim=8"]
+    entry = res["serving"]["truncate:dim=8"]
+    assert set(entry["methods"]) == {"none", "nudge-m", "nudge-n"} and entry["bytes_per_record"] > 0
+    assert "gain kept" in capsys.readouterr().out
+
+
+def test_impossible_index_refused_before_fitting(folder, tmp_path, capsys, monkeypatch):
+    import nudge_core.cli as cli_module
+
+    monkeypatch.setattr(cli_module, "run_experiment", lambda *a, **k: pytest.fail("fitted"))
+    assert main(["run", str(folder / "toy"), "--index", "truncate:dim=64"]) == 2
+    assert "--index: index spec 'truncate:dim=64'" in capsys.readouterr().err

@@ -24,6 +24,7 @@ SPECS = [
             methods=(MethodSettings("nudge-m", 0.2015), MethodSettings("adaptor", params={"max_epochs": 9})),
             ood="some/ood dir"),
     RunSpec("-dash data", "-model", SplitSpec("file", file="-s.json"), ood="-ood"),
+    RunSpec("d", indexes=("int8", "hnsw:M=32,ef=64", "binary:rescore=40")),
     RunSpec("d", methods=(MethodSettings("nudge-m", "exact:0:2", objective="ndcg@10",
                                          choose="plateau-middle"),
                           MethodSettings("nudge-n", "exact", objective="ndcg@10",
@@ -88,6 +89,8 @@ def test_legacy_flags_map_onto_the_spec():
     (["--gamma-bounds", "1:0"], "--gamma-bounds: the bounds must be LOW:HIGH with LOW < HIGH"),
     (["--gamma-n", "exact:0:5"], r"--gamma-n: each γ bound must be in \[0, 4\]"),
     (["--gamma-n", "exact:1"], "expected exact or exact:LOW:HIGH"),
+    (["--index", "hnsw:M=1"], "--index: .*M"),
+    (["--index", "lsh"], "--index: "),
 ])
 def test_bad_settings_name_the_flag(argv, match):
     with pytest.raises(SpecError, match=match):
