@@ -59,7 +59,7 @@ DEFAULT_SIZES = (100_000, 1_000_000)
 #: Synthetic sizes up to this run every configuration; larger ones only CHEAP_SPECS.
 FULL_MAX = 200_000
 CHEAP_SPECS = ("exact", "truncate:dim=128", "int8", "binary", "binary:rescore=40")
-SYNTHETIC_METHODS = ("none", "nudge-m", "nudge-n")
+SYNTHETIC_METHODS = (registry.REFERENCE, *registry.gamma_methods())
 #: Specs γ is chosen through (SciFact and stdlib), and the ANN sweeps.
 GAMMA_SPECS = ("binary", "truncate:dim=64", "int8")
 EF_SWEEP = (16, 32, 64, 128, 256)
@@ -167,7 +167,7 @@ def thread_effect(hnsw: HNSWIndex, records: np.ndarray, queries: np.ndarray,
 
 def gamma_part(result) -> list[dict]:
     rows = []
-    for method in ("nudge-m", "nudge-n"):
+    for method in registry.gamma_methods():
         if method not in result.methods:
             continue
         for spec in GAMMA_SPECS:

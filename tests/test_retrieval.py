@@ -162,7 +162,7 @@ def test_threaded_chunks_finish_before_an_error_propagates(threaded):
 def test_threaded_chunks_honour_the_callers_errstate(threaded):
     x = np.ones((30, 2), np.float32)
     x[25] = [1e5, 1e-38]           # in the last chunk (a pool thread): 1e-38 / 1e5 underflows
-    with np.errstate(under="raise"), pytest.raises(FloatingPointError):
+    with np.errstate(under="raise"), pytest.raises(FloatingPointError, match="underflow"):
         normalize_rows(x)
     with np.errstate(under="ignore"):
         normalize_rows(x)
