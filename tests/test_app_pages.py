@@ -305,3 +305,15 @@ def test_serving_page_shows_every_method_through_each_index():
     assert {"no fine-tuning", "NUDGE-M", "NUDGE-N"} <= set(table["method"])
     at.text_input(key="serving_custom").set_value("truncate:dim=999").run()
     assert any("dim=999" in e for e in errors(at)), errors(at)
+
+
+def test_exact_search_with_reversed_bounds_is_refused():
+    at = new_app()
+    goto(at, "pages/finetune.py")
+    before = at.session_state.settings_cfg
+    {r.label: r for r in at.radio}["NUDGE-N γ"].set_value("exact")
+    at.number_input(key="lo_nudge-n").set_value(0.8)
+    at.number_input(key="hi_nudge-n").set_value(0.2)
+    at.button[0].click().run()
+    assert any("LOW < HIGH" in e for e in errors(at)), errors(at)
+    assert at.session_state.settings_cfg == before
