@@ -121,12 +121,16 @@ def results_view(page, own: set[str], query_marker: str, shots: Path, name: str)
 def ood_csv_ids(page, own: set[str], shots: Path, name: str) -> set[str]:
     """The query ids of the Export page's per-query OOD metrics download."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import expect
 
     go(page, "7 · Export")
     private(page, own, shots, name)
     button = page.get_by_role("button", name="Per-query metrics, OOD (CSV)")
     for attempt in range(2):  # the file is built on the server when clicked; a busy server is slow
         try:
+            # Streamlit disables widgets while a rerun is still going (seen in CI on a loaded
+            # machine): wait until the page has finished before clicking
+            expect(button).to_be_enabled(timeout=180_000)
             with page.expect_download(timeout=90_000) as info:
                 button.click()
             break
