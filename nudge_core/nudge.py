@@ -125,10 +125,11 @@ class _NudgeBase(FineTuner):
             return self.bounds.low, self.bounds.high
         return tuple(float(g) for g in self.gamma_bounds)
 
-    def _exact_curve(self, val: QuerySet) -> StepCurve:
+    def _exact_curve(self, val: QuerySet, interval: tuple[float, float] | None = None) -> StepCurve:
+        """The exact step curve of the objective over ``interval`` (default: the allowed one)."""
         act = self.active_
         return exact_curve(self.path_, val, act.fixed_scores, act.val_query, act.val_local,
-                           self._objective(), self._interval())
+                           self._objective(), interval or self._interval())
 
     def _use_curve(self, curve: StepCurve, gamma: float | None) -> float:
         """Record an exact curve and return the γ it chooses (or ``gamma`` when fixed)."""
@@ -256,9 +257,7 @@ class NudgeM(_NudgeBase):
                           and self.gamma_bounds is None)
         if not interval_sweep:
             grid = None if self.gammas is None else [float(g) for g in self.gammas]
-            curve = exact_curve(self.path_, val, self.active_.fixed_scores, self.active_.val_query,
-                                self.active_.val_local, self._objective(),
-                                (min(grid), max(grid)) if grid else self._interval())
+            curve = self._exact_curve(val, (min(grid), max(grid)) if grid else None)
             if grid is not None and fixed is None:
                 values = np.round([curve.value(g) for g in grid], 12)
                 fixed = grid[int(np.argmax(values))]

@@ -23,6 +23,7 @@ from . import registry
 from .data import Dataset, QuerySet
 from .metrics import KS, evaluate, mean_metrics
 from .progress import Progress, or_silent
+from .retrieval import normalize_rows
 from .runspec import MethodSettings, RunSpec
 from .splits import Split
 
@@ -150,6 +151,7 @@ def sensitivity_sweep(dataset: Dataset, splits: Sequence[Split], spec: RunSpec, 
     values: dict[str, dict[str, list[np.ndarray]]] = {m.name: {} for m in methods}
     chosen: dict[str, list[float]] = {m.name: [] for m in methods}
     total = len(methods) * len(splits)
+    normalized = normalize_rows(dataset.corpus_emb)  # once, shared (read only) by every fit
     step = 0
     for split in splits:
         sets = {"train": dataset.queries(split.train), "val": dataset.queries(split.val),
@@ -161,13 +163,14 @@ def sensitivity_sweep(dataset: Dataset, splits: Sequence[Split], spec: RunSpec, 
             name = settings.name
             report(step / total, f"{name}: fitting and scoring ({split.description or 'split'})")
             at = MethodSettings(name, float(grids[name][0]), settings.params)
-            est = at.build().fit(dataset.corpus_emb, sets["train"], sets["val"])
+            est = at.build().fit(dataset.corpus_emb, sets["train"], sets["val"], normalized=normalized)
             rescorer = GammaRescorer(est, sets)
             for part in sets:
                 curve = np.array([rescorer.metrics(g, part)[metric] for g in grids[name]])
                 values[name].setdefault(part, []).append(curve)
             if with_chosen:
-                searched = settings.build().fit(dataset.corpus_emb, sets["train"], sets["val"])
+                searched = settings.build().fit(dataset.corpus_emb, sets["train"], sets["val"],
+                                                normalized=normalized)
                 chosen[name].append(float(searched.gamma_))
             step += 1
     report(1.0, "done")

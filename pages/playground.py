@@ -10,7 +10,7 @@ from explorer_app.figures import gamma_curve_figure
 from explorer_app.geometry import playground_figure
 from explorer_app.widgets import page_errors
 from nudge_core import registry
-from nudge_core.playground import PRESETS, build, positions, preset, rankings, validation_curve
+from nudge_core.playground import PRESETS, build, fit_at, preset, rankings, validation_curve
 from nudge_core.registry import label
 
 session.boot()
@@ -78,7 +78,11 @@ with page_errors():  # the page's one error boundary: tracebacks go to the log
     gammas = {}
     for col, m in zip(st.columns(len(methods)), methods):
         gammas[m] = col.slider(f"{label(m)} γ", 0.0, 4.0, step=0.01, key=f"pg_gamma_{m}")
-    fig = playground_figure(toy, {m: positions(toy, m, gammas[m]) for m in methods}, gammas, big)
+    # one fit per method at its slider's γ (and one of the reference), for both the figure and
+    # the table
+    now = {m: fit_at(toy, m, gammas[m]) for m in methods}
+    reference = registry.get(registry.REFERENCE).build().fit(toy.records, toy.train, toy.val)
+    fig = playground_figure(toy, {m: now[m].embeddings_ for m in methods}, gammas, big)
     left, right = st.columns([3, 2])
     left.plotly_chart(fig, width="stretch")
     with right:
@@ -87,10 +91,8 @@ with page_errors():  # the page's one error boundary: tracebacks go to the log
         for part, qs in (("val", toy.val), ("test", toy.test), ("ood", toy.ood), ("train", toy.train)):
             if qs is None or not len(qs):
                 continue
-            before = rankings(toy, registry.get(registry.REFERENCE).build().fit(toy.records, toy.train,
-                                                                                toy.val), qs)
-            after = {m: rankings(toy, registry.get(m).build(gamma=gammas[m]).fit(
-                toy.records, toy.train, toy.val), qs) for m in methods}
+            before = rankings(toy, reference, qs)
+            after = {m: rankings(toy, now[m], qs) for m in methods}
             for j, qid in enumerate(qs.ids):
                 row = {"query": qid, "relevant": ", ".join(map(str, qs.answers[j])),
                        "before": " ".join(map(str, before[j, :3]))}
