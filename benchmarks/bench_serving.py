@@ -17,13 +17,17 @@ median one-query latency, all under one faiss thread.
   scale). Sizes above :data:`FULL_MAX` run only :data:`CHEAP_SPECS` (HNSW / IVF builds are tens
   of minutes single-threaded at 1M).
 * faiss threads: the numpy BLAS search that follows a faiss HNSW batch search, timed with faiss
-  left at its default OpenMP threads vs set to 1 around its call (``faiss_threads``), alternated.
+  left at its default OpenMP threads vs set to 1 around its call (``faiss_threads``), alternated
+  (the order swapped every round). ``--threads-only`` runs just this, on synthetic unit records
+  (``--thread-records`` x 384, seeded), in well under a minute, and writes
+  ``results/bench_serving_threads.json``.
 
 Printed as tables and written to JSON (``--out``); nothing here asserts on timings.
 
     python benchmarks/bench_serving.py                          # SciFact, stdlib, 100k, 1M
     python benchmarks/bench_serving.py --sizes 100000
     python benchmarks/bench_serving.py --quick --out /tmp/s.json  # smoke test
+    python benchmarks/bench_serving.py --threads-only            # faiss threads vs BLAS only
 """
 
 from __future__ import annotations
@@ -55,6 +59,9 @@ REPO = HERE.parent
 SCIFACT = REPO.parent / "shared" / "datasets" / "scifact"
 STDLIB = REPO / "sample_data" / "stdlib"
 DEFAULT_OUT = HERE / "results" / "bench_serving.json"
+THREADS_OUT = HERE / "results" / "bench_serving_threads.json"
+#: ``--threads-only``: synthetic records (rows, dim) and queries searched per timed call.
+THREAD_RECORDS, THREAD_DIM, THREAD_QUERIES = 20_000, 384, 128
 DEFAULT_SIZES = (100_000, 1_000_000)
 #: Synthetic sizes up to this run every configuration; larger ones only CHEAP_SPECS.
 FULL_MAX = 200_000
@@ -65,6 +72,7 @@ GAMMA_SPECS = ("binary", "truncate:dim=64", "int8")
 EF_SWEEP = (16, 32, 64, 128, 256)
 NPROBE_SWEEP = (1, 4, 8, 16, 64)
 THREAD_ROUNDS = 15
+THREADS_ONLY_ROUNDS = 25
 PAUSE_S = 0.3
 
 
@@ -134,14 +142,16 @@ def thread_effect(hnsw: HNSWIndex, records: np.ndarray, queries: np.ndarray,
                   rounds: int = THREAD_ROUNDS) -> dict:
     """A faiss HNSW batch search immediately followed by the engine's numpy exact search (BLAS),
     with faiss at its default OpenMP threads ("default") vs 1 thread set around its call
-    ("pinned"), alternated, each after a pause; medians in ms. Also the numpy search alone."""
+    ("pinned"), alternated (default first in even rounds, pinned first in odd ones), each after a
+    pause; medians in ms. Also the numpy search alone, the per-round ratio's median and the
+    rounds in which the numpy search after faiss was slower with faiss's default threads."""
     import faiss
 
     kept = hnsw.threads
     times = {"default": {"faiss_ms": [], "blas_after_ms": []},
              "pinned": {"faiss_ms": [], "blas_after_ms": []}, "blas_alone_ms": []}
-    for _ in range(rounds):
-        for mode in ("default", "pinned"):
+    for r in range(rounds):
+        for mode in (("default", "pinned") if r % 2 == 0 else ("pinned", "default")):
             hnsw.threads = None if mode == "default" else 1
             time.sleep(PAUSE_S)  # any spinning OpenMP worker from before goes to sleep
             t0 = time.perf_counter()
@@ -162,7 +172,35 @@ def thread_effect(hnsw: HNSWIndex, records: np.ndarray, queries: np.ndarray,
         out[mode] = {k: float(np.median(v)) for k, v in times[mode].items()}
     out["blas_after_ratio_default_over_pinned"] = (out["default"]["blas_after_ms"]
                                                    / out["pinned"]["blas_after_ms"])
+    after = {mode: np.array(times[mode]["blas_after_ms"]) for mode in ("default", "pinned")}
+    out["median_round_ratio"] = float(np.median(after["default"] / after["pinned"]))
+    out["rounds_default_slower"] = int((after["default"] > after["pinned"]).sum())
     return out
+
+
+def threads_only(n: int, rounds: int, dim: int = THREAD_DIM, n_queries: int = THREAD_QUERIES) -> dict:
+    """:func:`thread_effect` alone, on ``n`` seeded Gaussian unit records (n, dim) float32 and
+    ``n_queries`` noisy copies of some of them, through an HNSW index (M=16, ef=64; built with
+    faiss's default threads: the build is not timed against anything)."""
+    rng = np.random.default_rng(0)
+    records = rng.standard_normal((n, dim), dtype=np.float32)
+    records /= np.linalg.norm(records, axis=1, keepdims=True)
+    queries = records[rng.choice(n, n_queries, replace=False)] + \
+        0.5 * rng.standard_normal((n_queries, dim), dtype=np.float32) / np.sqrt(dim)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    hnsw = HNSWIndex(records, M=16, ef=64, threads=None)
+    return {"n_records": n, "dim": dim, "n_queries": n_queries,
+            "build_seconds": hnsw.build_seconds, **thread_effect(hnsw, records, queries, rounds)}
+
+
+def print_threads(t: dict) -> None:
+    print(f"  faiss threads ({t['faiss_default_threads']} by default), {t['rounds']} alternating "
+          f"rounds: numpy search right after a faiss search {t['default']['blas_after_ms']:.2f} ms "
+          f"(default) vs {t['pinned']['blas_after_ms']:.2f} ms (1 thread set around faiss), ratio "
+          f"of medians {t['blas_after_ratio_default_over_pinned']:.2f} (median per-round ratio "
+          f"{t['median_round_ratio']:.2f}; default slower in {t['rounds_default_slower']} of "
+          f"{t['rounds']} rounds); numpy alone {t['blas_alone_ms']:.2f} ms; faiss itself "
+          f"{t['default']['faiss_ms']:.2f} vs {t['pinned']['faiss_ms']:.2f} ms")
 
 
 def gamma_part(result) -> list[dict]:
@@ -247,12 +285,7 @@ def print_dataset(name: str, out: dict) -> None:
               + " | " + "; ".join(f"ivf nprobe={r['nprobe']}: {r['overlap@10']:.3f} "
                                   f"{r['latency_ms']:.2f} ms" for r in sw["ivf"]))
     if "threads" in out:
-        t = out["threads"]
-        print(f"  faiss threads ({t['faiss_default_threads']} by default): numpy search right after "
-              f"a faiss search {t['default']['blas_after_ms']:.2f} ms (default) vs "
-              f"{t['pinned']['blas_after_ms']:.2f} ms (1 thread set around faiss), ratio "
-              f"{t['blas_after_ratio_default_over_pinned']:.2f}; alone {t['blas_alone_ms']:.2f} ms; "
-              f"faiss itself {t['default']['faiss_ms']:.2f} vs {t['pinned']['faiss_ms']:.2f} ms")
+        print_threads(out["threads"])
     for g in out.get("gamma_under_index", []):
         print(f"  γ through {g['spec']:16} {g['method']}: float γ {g['gamma_float']:.4g} → "
               f"NDCG@10 {g['ndcg@10_gamma_float']:.4f}; index γ {g['gamma_index']:.4g} → "
@@ -269,7 +302,8 @@ def _versions() -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON output (default {DEFAULT_OUT})")
+    ap.add_argument("--out", type=Path, default=None,
+                    help=f"JSON output (default {DEFAULT_OUT}; --threads-only: {THREADS_OUT})")
     ap.add_argument("--sizes", default=",".join(str(s) for s in DEFAULT_SIZES),
                     help="comma-separated synthetic corpus sizes ('' for none)")
     ap.add_argument("--quick", action="store_true",
@@ -279,9 +313,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="timed batch searches per configuration")
     ap.add_argument("--latency-queries", type=int, default=20, help="one-query searches timed")
     ap.add_argument("--synthetic-test", type=int, default=500, help="synthetic test queries")
-    ap.add_argument("--thread-rounds", type=int, default=THREAD_ROUNDS)
+    ap.add_argument("--thread-rounds", type=int, default=None,
+                    help=f"alternating rounds of the faiss-threads timing (default {THREAD_ROUNDS}; "
+                         f"--threads-only: {THREADS_ONLY_ROUNDS})")
+    ap.add_argument("--threads-only", action="store_true",
+                    help="only the faiss-threads timing, on synthetic records (quick)")
+    ap.add_argument("--thread-records", type=int, default=THREAD_RECORDS,
+                    help=f"--threads-only: synthetic records (default {THREAD_RECORDS})")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
+    args.out = args.out or (THREADS_OUT if args.threads_only else DEFAULT_OUT)
+    if args.thread_rounds is None:
+        args.thread_rounds = THREADS_ONLY_ROUNDS if args.threads_only else THREAD_ROUNDS
     result: dict = {"meta": {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": sys.argv[1:],
                              "loadavg_at_start": os.getloadavg(), **_versions(),
                              "faiss_threads_in_indexes": 1}, "datasets": {}}
@@ -290,6 +333,16 @@ def main(argv: list[str] | None = None) -> int:
         result["meta"]["loadavg_at_end"] = os.getloadavg()
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=1, default=float))
+
+    if args.threads_only:
+        print(f"faiss threads vs the numpy search after it: {args.thread_records:,} synthetic "
+              f"records x {THREAD_DIM}, {args.thread_rounds} rounds", flush=True)
+        del result["datasets"]
+        result["threads"] = threads_only(args.thread_records, args.thread_rounds)
+        print_threads(result["threads"])
+        save()
+        print(f"\nwrote {args.out}  (wall {result['meta']['wall_seconds']:.1f} s)")
+        return 0
 
     if args.quick:
         args.repeats, args.latency_queries, args.thread_rounds, args.no_gamma = 1, 3, 2, True

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import re
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -23,8 +22,9 @@ from . import registry
 from .data import Dataset, QuerySet, load_dataset, load_query_set
 from .errors import SpecError
 from .exact_path import parse_objective
-from .gamma_path import GammaSpec, parse_number
+from .gamma_path import GammaSpec, parse_number  # noqa: F401  (parse_number: re-exported)
 from .nudge import CHOOSE_RULES
+from .runflags import RaisingParser, add_arguments, check_every_flag, dest, flag_params
 from .splits import (SPLIT_LAYOUTS, Split, kmeans_ood_split, paper_split, split_from_dict,
                      split_from_json, split_from_qrels_files)
 
@@ -121,7 +121,10 @@ class RunSpec:
     ``dataset``: a folder or .zip (for in-memory datasets, a name); ``model``: its ``emb/<model>``
     set (None = the only one); ``methods``: :class:`MethodSettings` or bare names, the reference
     method is put first when missing; ``ood``: None, "kmeans" or a query-set folder;
-    ``max_file_mb``: refuse larger input files.
+    ``max_file_mb``: refuse larger input files; ``indexes``: serving index specs
+    (:mod:`nudge_core.serving.specs`) every method is also evaluated through; ``tune_for_index``:
+    also choose each NUDGE method's γ on validation through each of those indexes (one switch for
+    every spec: the spec text stays the index's own settings and the results' key).
     """
 
     dataset: str = ""
@@ -131,9 +134,14 @@ class RunSpec:
     ood: str | None = None
     max_file_mb: float | None = None
     indexes: tuple[str, ...] = ()
+    tune_for_index: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "indexes", tuple(self.indexes))
+        if not isinstance(self.tune_for_index, bool):
+            raise SpecError(f"--tune-for-index: must be true or false, got {self.tune_for_index!r}")
+        if self.tune_for_index and not self.indexes:
+            raise SpecError("--tune-for-index: give at least one --index to tune for")
         if self.indexes:  # parsed (and so checked) here; faiss is imported only when asked for
             from .serving.specs import IndexSpec
             for text in self.indexes:
@@ -149,6 +157,9 @@ class RunSpec:
         if registry.REFERENCE not in seen:
             methods = (MethodSettings(registry.REFERENCE),) + methods
         object.__setattr__(self, "methods", methods)
+        if self.tune_for_index and not self.tuned_names:
+            raise SpecError("--tune-for-index: no chosen method has a γ chosen on validation "
+                            f"(methods {','.join(self.names)}; a fixed γ is not chosen)")
         if self.max_file_mb is not None and not (isinstance(self.max_file_mb, (int, float))
                                                  and 0 < self.max_file_mb < 2**40):
             raise SpecError(f"--max-file-mb: must be a positive number of MiB, got {self.max_file_mb!r}")
@@ -156,6 +167,13 @@ class RunSpec:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(m.name for m in self.methods)
+
+    @property
+    def tuned_names(self) -> tuple[str, ...]:
+        """The methods whose γ ``tune_for_index`` re-chooses: those with a γ that is chosen on
+        validation (not fixed)."""
+        return tuple(m.name for m in self.methods
+                     if registry.get(m.name).gamma is not None and m.gamma.mode != "fixed")
 
     def method(self, name: str) -> MethodSettings:
         for m in self.methods:
@@ -210,13 +228,15 @@ class RunSpec:
             for p in spec.params:
                 if flags.setdefault(p.flag, m.params[p.name]) != m.params[p.name]:
                     raise SpecError(f"{p.flag} differs between methods; the CLI sets one value")
-        for p in _params():
+        for p in flag_params():
             if p.flag in flags and flags[p.flag] != p.default:
                 opt(p.flag, str(flags[p.flag]))
         if self.max_file_mb is not None:
             opt("--max-file-mb", repr(float(self.max_file_mb)))
         for text in self.indexes:
             opt("--index", text)
+        if self.tune_for_index:
+            argv.append("--tune-for-index")
         argv.extend(extra)
         if self.dataset.startswith("-"):
             return argv + ["--", self.dataset]
@@ -226,7 +246,7 @@ class RunSpec:
     def from_args(cls, args: argparse.Namespace) -> "RunSpec":
         """From a namespace parsed by a parser that :func:`add_arguments` set up. Every γ and
         parameter flag given is checked, also when none of the chosen methods uses it."""
-        _check_every_flag(args)
+        check_every_flag(args)
         if args.splits:
             split = SplitSpec("file", seed=args.seed, file=args.splits)
         elif args.qrels_splits:
@@ -248,15 +268,15 @@ class RunSpec:
                     gamma = GammaSpec.parse(f"exact:{args.gamma_bounds}", "--gamma-bounds")
                 elif args.gamma_grid is not None and spec.gamma.default_grid is not None:
                     gamma = GammaSpec.parse(args.gamma_grid, "--gamma-grid")
-            params = {p.name: getattr(args, _dest(p.flag)) for p in spec.params}
+            params = {p.name: getattr(args, dest(p.flag)) for p in spec.params}
             choice = {} if spec.gamma is None else {"objective": args.objective, "choose": args.choose}
             methods.append(MethodSettings(name, gamma, params, **choice))
         return cls(args.dataset, args.embeddings, split, tuple(methods), args.ood, args.max_file_mb,
-                   tuple(args.index or ()))
+                   tuple(args.index or ()), args.tune_for_index)
 
     @classmethod
     def from_argv(cls, argv: list[str]) -> "RunSpec":
-        parser = _RaisingParser(prog="nudge-explorer run")
+        parser = RaisingParser(prog="nudge-explorer run")
         add_arguments(parser)
         return cls.from_args(parser.parse_args(argv[1:] if argv[:1] == ["run"] else argv))
 
@@ -266,6 +286,7 @@ class RunSpec:
                 "methods": [{"name": m.name, "gamma": str(m.gamma), "params": dict(m.params),
                              "objective": m.objective, "choose": m.choose} for m in self.methods],
                 "ood": self.ood, "max_file_mb": self.max_file_mb, "indexes": list(self.indexes),
+                "tune_for_index": self.tune_for_index,
                 "argv": self.to_argv()}
 
     @classmethod
@@ -274,136 +295,13 @@ class RunSpec:
                                        m.get("objective"), m.get("choose", "smallest"))
                         for m in obj["methods"])
         return cls(obj["dataset"], obj["model"], SplitSpec(**obj["split"]), methods, obj["ood"],
-                   obj["max_file_mb"], tuple(obj.get("indexes", ())))
+                   obj["max_file_mb"], tuple(obj.get("indexes", ())),
+                   bool(obj.get("tune_for_index", False)))
 
     def key(self) -> str:
         """A content key of every setting (for caches; data content is keyed separately)."""
         text = json.dumps(self.to_json(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:20]
-
-
-# ------------------------------------------------------------------ CLI flags
-class _RaisingParser(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise SpecError(f"{self.prog}: {message}")
-
-
-def _dest(flag: str) -> str:
-    return flag.lstrip("-").replace("-", "_")
-
-
-def _params() -> list[registry.Param]:
-    """Every registered method's parameters, one per flag."""
-    out: dict[str, registry.Param] = {}
-    for name in registry.names():
-        for p in registry.get(name).params:
-            out.setdefault(p.flag, p)
-    return list(out.values())
-
-
-def _methods_arg(text: str) -> tuple[str, ...]:
-    names = tuple(m.strip() for m in text.split(",") if m.strip())
-    bad = [m for m in names if m not in registry.names()]
-    if bad or not names:
-        raise argparse.ArgumentTypeError(f"unknown method(s) {bad or text!r}; choose from "
-                                         f"{','.join(registry.names())}")
-    return names
-
-
-def _int_arg(flag: str):
-    def parse(text: str) -> int:
-        if not re.fullmatch(r"[+-]?\d{1,30}", text.strip()):
-            raise argparse.ArgumentTypeError(f"{flag} expects an integer, got {text[:40]!r}")
-        return int(text)
-    return parse
-
-
-def _number_arg(flag: str):
-    def parse(text: str) -> float:
-        try:
-            return parse_number(text, flag)
-        except SpecError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-    return parse
-
-
-def add_arguments(run: argparse.ArgumentParser) -> None:
-    """Add the run spec's flags to ``run`` (the CLI's ``run`` sub-command), from the registry."""
-    run.add_argument("dataset", help="dataset folder (BEIR layout + emb/<model>/) or a .zip of one")
-    run.add_argument("--embeddings", metavar="MODEL", help="which emb/<MODEL>/ set to use")
-    run.add_argument("--methods", type=_methods_arg, default=None,
-                     help=f"comma list from {','.join(registry.names())} "
-                          f"(default: {','.join(registry.default_names())})")
-    run.add_argument("--seed", type=_int_arg("--seed"), default=0,
-                     help="split seed: the paper permutation, the qrels validation carve and k-means")
-    how = run.add_mutually_exclusive_group()
-    how.add_argument("--splits", metavar="JSON", help='explicit split {"train": [...], "val": [...], '
-                     '"test": [...]}')
-    how.add_argument("--qrels-splits", action="store_true",
-                     help="use the dataset's qrels/train.tsv and test.tsv (val carved from train)")
-    run.add_argument("--val-frac", type=_number_arg("--val-frac"), default=0.1,
-                     help="validation share (default 0.1)")
-    run.add_argument("--test-frac", type=_number_arg("--test-frac"), default=0.2,
-                     help="paper split test share (default 0.2)")
-    run.add_argument("--layout", choices=SPLIT_LAYOUTS, default=SPLIT_LAYOUTS[0],
-                     help="which part takes the permutation's first positions")
-    run.add_argument("--ood", metavar="kmeans|DIR",
-                     help="k-means OOD split of the training queries, or a query-set folder")
-    run.add_argument("--gamma", metavar="G", help="fixed γ for every method with a γ")
-    for name in registry.gamma_methods():
-        spec = registry.get(name)
-        grid = spec.gamma.default_grid
-        default = (f"the grid {grid[0]:g}:{grid[-1]:g}:{grid[1] - grid[0]:g}" if grid
-                   else "chosen exactly on validation")
-        run.add_argument(f"--gamma-{spec.gamma_flag}", metavar="auto|G|START:STOP:STEP|G1,G2",
-                         help=f"{spec.label} γ: auto, fixed, a range or a list (auto: {default})")
-    run.add_argument("--gamma-grid", metavar="START:STOP:STEP|G1,G2",
-                     help="γ grid for the methods that search a grid by default")
-    run.add_argument("--gamma-bounds", metavar="LOW:HIGH",
-                     help="search γ exactly within [LOW, HIGH] (every γ method not set otherwise)")
-    run.add_argument("--objective", metavar="hit@1|recall@K|ndcg@K|mrr@K",
-                     help="validation objective that chooses γ (default: NUDGE-M hit@1, NUDGE-N "
-                          "recall@val_k)")
-    run.add_argument("--choose", choices=CHOOSE_RULES, default="smallest",
-                     help="smallest γ reaching the best value (default), or the middle of the "
-                          "widest best plateau (exact search only)")
-    for p in _params():
-        run.add_argument(p.flag, type=_int_arg(p.flag), default=p.default, help=p.help)
-    run.add_argument("--max-file-mb", type=_number_arg("--max-file-mb"),
-                     help="refuse input files larger than this")
-    run.add_argument("--index", action="append", metavar="SPEC",
-                     help="also evaluate every method through this serving index (repeatable): "
-                          "exact, truncate:dim=128, int8, uint8, binary[:rescore=40], "
-                          "hnsw:M=32,ef=64, ivf:nlist=64,nprobe=8, ivfpq:nlist=64,m=48,bits=8,nprobe=8")
-
-
-def _check_every_flag(args: argparse.Namespace) -> None:
-    """Each γ flag against its method's bounds (``--gamma`` against the chosen methods that it
-    sets), each parameter flag against its range, whether or not a chosen method uses it."""
-    chosen = args.methods or registry.default_names()
-    if args.gamma is not None:
-        GammaSpec.parse(args.gamma, "--gamma")
-    if args.objective is not None:
-        try:
-            parse_objective(args.objective)
-        except ValueError as exc:
-            raise SpecError(f"--objective: {exc}") from None
-    for name in registry.gamma_methods():
-        bounds, flag = registry.get(name).gamma, f"--gamma-{registry.get(name).gamma_flag}"
-        own = getattr(args, _dest(flag))
-        uses_gamma = name in chosen and own is None
-        for given, what in ((own, flag), (args.gamma if uses_gamma else None, "--gamma"),
-                            (args.gamma_grid if bounds.default_grid else None, "--gamma-grid"),
-                            (f"exact:{args.gamma_bounds}" if args.gamma_bounds else None,
-                             "--gamma-bounds")):
-            if given is not None:
-                try:
-                    GammaSpec.parse(given, what).check(bounds, what)
-                except SpecError as exc:
-                    used = f" (used by {name}; set {flag} separately)" if what == "--gamma" else ""
-                    raise SpecError(f"{exc}{used}") from None
-    for p in _params():
-        p.check(getattr(args, _dest(p.flag)))
 
 
 # ------------------------------------------------------------------ from spec to data

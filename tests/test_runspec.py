@@ -25,6 +25,9 @@ SPECS = [
             ood="some/ood dir"),
     RunSpec("-dash data", "-model", SplitSpec("file", file="-s.json"), ood="-ood"),
     RunSpec("d", indexes=("int8", "hnsw:M=32,ef=64", "binary:rescore=40")),
+    RunSpec("d", indexes=("int8", "binary"), tune_for_index=True),
+    RunSpec("d", methods=(MethodSettings("nudge-m", 2.0), "nudge-n"), indexes=("truncate:dim=8",),
+            tune_for_index=True),
     RunSpec("d", methods=(MethodSettings("nudge-m", "exact:0:2", objective="ndcg@10",
                                          choose="plateau-middle"),
                           MethodSettings("nudge-n", "exact", objective="ndcg@10",
@@ -91,6 +94,11 @@ def test_legacy_flags_map_onto_the_spec():
     (["--gamma-n", "exact:1"], "expected exact or exact:LOW:HIGH"),
     (["--index", "hnsw:M=1"], "--index: .*M"),
     (["--index", "lsh"], "--index: "),
+    (["--tune-for-index"], "--tune-for-index: give at least one --index"),
+    (["--index", "int8", "--tune-for-index", "--methods", "none,adaptor"],
+     "--tune-for-index: no chosen method has a γ chosen on validation"),
+    (["--index", "int8", "--tune-for-index", "--methods", "nudge-m", "--gamma-m", "2"],
+     "--tune-for-index: no chosen method has a γ chosen on validation"),
 ])
 def test_bad_settings_name_the_flag(argv, match):
     with pytest.raises(SpecError, match=match):
@@ -116,3 +124,17 @@ def test_make_split_is_the_one_split_dispatch():
     assert make_split(SplitSpec("file", file="s.json"), ds, split_obj=obj).test == obj["test"]
     with pytest.raises(ValueError, match="train.tsv"):
         make_split(SplitSpec("qrels"), ds)
+
+
+def test_tune_for_index_is_one_switch_in_argv_json_and_the_key():
+    plain = RunSpec("d", indexes=("int8",))
+    tuned = RunSpec("d", indexes=("int8",), tune_for_index=True)
+    assert tuned.to_argv()[-1] == "--tune-for-index" and "--tune-for-index" not in plain.to_argv()
+    assert tuned.to_json()["tune_for_index"] is True and tuned.key() != plain.key()
+    old = plain.to_json()
+    del old["tune_for_index"]  # results files written before the option read back as off
+    assert RunSpec.from_json(old) == plain
+    assert RunSpec("d", methods=(MethodSettings("nudge-m", 2.0), "nudge-n"), indexes=("int8",),
+                   tune_for_index=True).tuned_names == ("nudge-n",)
+    with pytest.raises(SpecError, match="--tune-for-index: must be true or false"):
+        RunSpec("d", indexes=("int8",), tune_for_index="yes")

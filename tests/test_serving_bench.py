@@ -36,3 +36,21 @@ def test_bench_serving_quick_writes_json(tmp_path):
     syn = res["datasets"]["synthetic-5000"]
     assert set(syn["methods"]) == {"none", "nudge-m", "nudge-n"}
     assert syn["serving"]["exact"]["methods"]["nudge-m"]["kept_share"] == 1.0
+
+
+def test_bench_serving_threads_only_writes_its_own_json(tmp_path):
+    out = tmp_path / "t.json"
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--threads-only", "--thread-records", "2000",
+                           "--thread-rounds", "3", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "ratio of medians" in proc.stdout
+    res = json.loads(out.read_text())
+    assert set(res) == {"meta", "threads"}
+    t = res["threads"]
+    assert t["n_records"] == 2000 and t["rounds"] == 3
+    for mode in ("default", "pinned"):
+        assert t[mode]["faiss_ms"] > 0 and t[mode]["blas_after_ms"] > 0
+    assert t["blas_after_ratio_default_over_pinned"] == \
+        t["default"]["blas_after_ms"] / t["pinned"]["blas_after_ms"]
+    assert 0 <= t["rounds_default_slower"] <= 3

@@ -69,9 +69,13 @@ def test_ood_queries_are_evaluated_when_the_run_has_them():
     ds = make_dataset(n_records=200, dim=12, n_queries=200, seed=5)
     split = kmeans_ood_split(ds, paper_split(ds.labelled_ids, seed=1), seed=1)
     res = run_experiment(ds, split, RunSpec(methods=("none", "nudge-n")))
-    out = evaluate_serving(res, ["int8"], time_it=False)
+    out = evaluate_serving(res, ["int8"], time_it=False, tune=True)
     ood = out["int8"]["methods"]["nudge-n"]["ood"]
     assert set(ood) == {"metrics", "gain_kept", "exact_gain", "kept_share"}
+    tuned = out["int8"]["methods"]["nudge-n"]["tuned"]["ood"]  # γ chosen through int8, OOD side
+    assert set(tuned) == {"metrics", "gain_kept", "delta", "vs_float"}
+    assert tuned["delta"] == pytest.approx(tuned["metrics"]["ndcg@10"] - ood["metrics"]["ndcg@10"])
+    assert tuned["vs_float"]["ndcg@10"]["n"] == len(res.ood)
     assert ood["exact_gain"] == pytest.approx(res.methods["nudge-n"].ood_metrics["ndcg@10"]
                                               - res.methods["none"].ood_metrics["ndcg@10"])
 
@@ -139,7 +143,10 @@ def test_gamma_under_index_evaluates_the_validation_objective_through_the_index(
     out = gamma_under_index(result, "nudge-n", "binary", gammas=[0.0, 0.1, 0.2])
     json.dumps(out, allow_nan=False)
     assert out["gammas"] == [0.0, 0.1, 0.2] and len(out["objective"]) == 3
-    assert out["gamma_index"] == out["gammas"][int(np.argmax(out["objective"]))]
+    best = max(out["objective"])
+    assert out["objective"][out["gammas"].index(out["gamma_index"])] == best
+    if est.gamma_ in out["gammas"] and out["objective"][out["gammas"].index(est.gamma_)] == best:
+        assert out["gamma_index"] == est.gamma_  # ties keep the float32 choice
     assert out["gain"] == pytest.approx(out["test"]["gamma_index"]["ndcg@10"]
                                         - out["test"]["gamma_float"]["ndcg@10"])
     same = gamma_under_index(result, "nudge-m", "exact")  # default grid includes the fitted γ
@@ -147,3 +154,67 @@ def test_gamma_under_index_evaluates_the_validation_objective_through_the_index(
     assert same["test"]["gamma_float"] == pytest.approx(result.methods["nudge-m"].metrics)
     with pytest.raises(ValueError, match="needs a fitted NUDGE estimator"):
         validation_curve(result.methods["none"].estimator, val, "exact")
+
+
+def _compression_moves_the_best_gamma():
+    """3-d records a = (1, 0, 0), b = (0.48, 0.36, 0.8); the training query (1, 0, 0) asks for b,
+    so NUDGE-M moves b along x: e_b = (0.48 + γ, 0.36, 0.8). The validation query v = (0.6, 0, 0.8)
+    asks for b too. In float32, v·b = 0.928 > v·a = 0.6 already at γ = 0: NUDGE-M picks γ = 0.
+    ``truncate:dim=2`` keeps (x, y) stretched to the full row's norm and cuts v to (0.6, 0): at
+    γ = 0 b becomes (0.8, 0.6), scoring 0.48 < 0.6, so validation fails; only γ above about 0.2
+    (b's stretched x past 1) lets b win through that index."""
+    corpus = np.array([[1, 0, 0], [0.48, 0.36, 0.8], [-1, 0, 0], [0, -1, 0]], dtype=np.float32)
+    queries = np.array([[1, 0, 0], [0.6, 0, 0.8], [1, 0, 0.1]], dtype=np.float32)
+    qrels = {"t": {"d1": 1}, "v": {"d1": 1}, "x": {"d0": 1}}
+    ds = dataset_from_arrays(corpus, queries, qrels, corpus_ids=["d0", "d1", "d2", "d3"],
+                             query_ids=["t", "v", "x"])
+    return run_experiment(ds, Split(["t"], ["v"], ["x"]), RunSpec(methods=("none", "nudge-m")))
+
+
+def test_tuning_for_the_index_changes_gamma_only_where_compression_moves_the_best():
+    res = _compression_moves_the_best_gamma()
+    assert res.methods["nudge-m"].gamma == 0.0
+    out = evaluate_serving(res, ["exact", "truncate:dim=2"], time_it=False, tune=True)
+    json.dumps(out, allow_nan=False)
+    exact = out["exact"]["methods"]["nudge-m"]["tuned"]
+    assert exact["gamma_index"] == exact["gamma_float"] == 0.0 and not exact["changed"]
+    assert exact["delta"] == 0.0 and exact["metrics"] == out["exact"]["methods"]["nudge-m"]["metrics"]
+    cut = out["truncate:dim=2"]["methods"]["nudge-m"]["tuned"]
+    assert cut["changed"] and cut["gamma_index"] > 0.0 == cut["gamma_float"]
+    assert cut["validation"] == {"gamma_float": 0.0, "gamma_index": 1.0}  # hit@1 of query v
+    assert cut["objective"] == "hit@1"
+    # the smallest candidate that wins: every smaller candidate scores 0 through the index
+    curve = dict(zip(cut["curve"]["gammas"], cut["curve"]["values"]))
+    assert all(v == 0.0 for g, v in curve.items() if g < cut["gamma_index"])
+    # the engine's own check, index built independently: the chosen records rank b first for v
+    est = res.methods["nudge-m"].estimator
+    val = res.dataset.queries(res.split.val)
+    _, values = validation_curve(est, val, "truncate:dim=2", [0.0, cut["gamma_index"]])
+    assert values.tolist() == [0.0, 1.0]
+    direct = gamma_under_index(res, "nudge-m", "truncate:dim=2")
+    assert direct["gamma_index"] == cut["gamma_index"]
+    assert direct["test"]["gamma_index"] == pytest.approx(cut["metrics"])
+    assert cut["delta"] == pytest.approx(cut["metrics"]["ndcg@10"] - out["truncate:dim=2"][
+        "methods"]["nudge-m"]["metrics"]["ndcg@10"])
+    assert set(cut["vs_float"]) == {"ndcg@10", "recall@10", "mrr@10"}
+    assert cut["vs_float"]["ndcg@10"]["delta"] == pytest.approx(cut["delta"])
+    assert "tuned" not in out["exact"]["methods"]["none"]
+
+
+def test_tuning_keeps_the_float32_choice_through_exact_search_and_skips_fixed_gammas(result):
+    out = evaluate_serving(result, ["exact", "int8"], time_it=False, tune=True)
+    for name in registry.gamma_methods():
+        if name not in result.methods:
+            continue
+        tuned = out["exact"]["methods"][name]["tuned"]
+        assert tuned["gamma_index"] == tuned["gamma_float"] == result.methods[name].gamma, name
+        assert tuned["validation"]["gamma_index"] == max(tuned["curve"]["values"])
+        int8 = out["int8"]["methods"][name]["tuned"]
+        assert int8["validation"]["gamma_index"] >= int8["validation"]["gamma_float"]
+        assert int8["gain_kept"] == pytest.approx(
+            int8["metrics"]["ndcg@10"] - out["int8"]["methods"]["none"]["metrics"]["ndcg@10"])
+    assert all("tuned" not in m for e in evaluate_serving(result, ["int8"], time_it=False).values()
+               for m in e["methods"].values())
+    fixed = _two_record_case()  # NUDGE-M with a fixed γ: nothing was chosen, nothing to compare
+    assert "tuned" not in evaluate_serving(fixed, ["int8"], time_it=False, tune=True)["int8"][
+        "methods"]["nudge-m"]

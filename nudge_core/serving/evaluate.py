@@ -23,6 +23,11 @@ Timing, on the reference method's index (nothing is asserted on it; the benchmar
 batch's wall time / its number of queries, in milliseconds (amortised per query);
 ``latency_ms`` = median wall time of one-query searches (k = TOP_K) over the first
 ``latency_queries`` test queries, in milliseconds. Both run under the faiss thread setting given.
+
+``tune=True`` (the run spec's ``tune_for_index``) adds, for each NUDGE method whose γ was chosen
+on validation (not fixed), a ``"tuned"`` entry: its γ chosen on validation through the same index
+and the test (and OOD) metrics at that γ against the float32-chosen γ served through the index
+(:func:`.tuning.tuned_entry`).
 """
 
 from __future__ import annotations
@@ -41,9 +46,8 @@ from ..retrieval import normalize_rows, row_norms
 from .ann import DEFAULT_THREADS
 from .base import FlatIndex, ServingIndex
 from .specs import IndexSpec, parse_specs
+from .tuning import HEADLINE, tuned_entry
 
-#: Metric whose gain is reported unless the caller picks another.
-HEADLINE = "ndcg@10"
 #: Top-k compared when asking whether raw and re-normalised rankings differ.
 RANK_CUT = 10
 #: Records whose norm is within this of 1 count as unit norm.
@@ -115,8 +119,19 @@ def _rank(index: ServingIndex, estimator, sets: dict[str, QuerySet]) -> dict[str
             for part, qs in sets.items()}
 
 
+def _per_query(tops: dict[str, np.ndarray], sets: dict[str, QuerySet]) -> dict[str, dict]:
+    return {part: evaluate(top, sets[part]) for part, top in tops.items()}
+
+
 def _scores(tops: dict[str, np.ndarray], sets: dict[str, QuerySet]) -> dict[str, dict]:
-    return {part: _json_metrics(evaluate(top, sets[part])) for part, top in tops.items()}
+    return {part: _json_metrics(pq) for part, pq in _per_query(tops, sets).items()}
+
+
+def tunable(result: ExperimentResult) -> list[str]:
+    """The methods ``tune=True`` re-chooses γ for: a registry γ, chosen on validation (the
+    estimator's ``gamma`` parameter, a fixed γ, is None)."""
+    return [name for name, res in result.methods.items()
+            if registry.get(name).gamma is not None and getattr(res.estimator, "gamma", 0) is None]
 
 
 def _entry(metrics: dict[str, dict], ref: dict[str, dict], exact: dict[str, dict],
@@ -137,15 +152,16 @@ def _entry(metrics: dict[str, dict], ref: dict[str, dict], exact: dict[str, dict
 def evaluate_serving(result: ExperimentResult, specs: Sequence[str | IndexSpec], *,
                      metric: str = HEADLINE, threads: int | None = DEFAULT_THREADS,
                      repeats: int = 5, latency_queries: int = 50, time_it: bool = True,
-                     progress: Progress | None = None) -> dict[str, dict]:
+                     tune: bool = False, progress: Progress | None = None) -> dict[str, dict]:
     """``{SPEC: {"spec", "build_seconds", "bytes_per_record", "query_ms", "latency_ms",
     "methods": {METHOD: {"metrics", "gain_kept", "exact_gain", "kept_share", "build_seconds",
     "bytes_per_record", "overlap"[, "ood"][, "renormalized", "rankings_differ",
-    "changed_queries"]}}}}``,
+    "changed_queries"][, "tuned"]}}}}``,
     SPEC as given; plain JSON-able values (see the module docstring).
 
     Every spec is parsed and checked against the records' (n, d) before any index is built.
-    ``threads``: faiss OpenMP threads inside faiss calls; ``time_it=False`` skips the timings.
+    ``threads``: faiss OpenMP threads inside faiss calls; ``time_it=False`` skips the timings;
+    ``tune``: add the ``"tuned"`` entries (see the module docstring).
     """
     report = or_silent(progress)
     specs = parse_specs(specs)
@@ -164,6 +180,7 @@ def evaluate_serving(result: ExperimentResult, specs: Sequence[str | IndexSpec],
     exact_renormed = {name: _scores(_rank(FlatIndex(v), result.methods[name].estimator, sets), sets)
                       for name, v in renormed.items()}
     exact_ref = exact[registry.REFERENCE]
+    tuned = tunable(result) if tune else []
     out: dict[str, dict] = {}
     for i, spec in enumerate(specs):
         report(i / len(specs), f"index {spec.text}")
@@ -176,7 +193,9 @@ def evaluate_serving(result: ExperimentResult, specs: Sequence[str | IndexSpec],
 
         ranked = {name: _rank(index_for(res.estimator.index_.vectors), res.estimator, sets)
                   for name, res in result.methods.items()}
-        metrics = {name: _scores(tops, sets) for name, tops in ranked.items()}
+        per_query = {name: _per_query(tops, sets) for name, tops in ranked.items()}
+        metrics = {name: {part: _json_metrics(pq) for part, pq in parts.items()}
+                   for name, parts in per_query.items()}
         ref_metrics = metrics[registry.REFERENCE]
         ref_index = index_for(result.methods[registry.REFERENCE].estimator.index_.vectors)
         entry = {"spec": spec.canonical, "build_seconds": float(ref_index.build_seconds),
@@ -199,6 +218,10 @@ def evaluate_serving(result: ExperimentResult, specs: Sequence[str | IndexSpec],
                                  axis=1)
                 m["changed_queries"] = float(changed.mean()) if len(changed) else 0.0
                 m["rankings_differ"] = bool(changed.any())
+            if name in tuned:
+                report((i + 0.5) / len(specs), f"index {spec.text}: choosing {name}'s γ through it")
+                m["tuned"] = tuned_entry(result, name, spec, per_query[name], ref_metrics,
+                                         metric=metric, threads=threads)
             methods[name] = m
         entry["methods"] = methods
         out[spec.text] = entry
