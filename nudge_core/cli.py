@@ -22,6 +22,12 @@ from .experiment import ExperimentResult, run_experiment
 from .runspec import RunSpec, SpecError, add_arguments, load_run
 
 
+#: A one-file float32 corpus of this many MiB or more runs on the out-of-core path (its file is
+#: one shard): the in-memory path holds the mapped file, a normalised copy and NUDGE's output copy
+#: (300k x 384: 2.0 GB peak for a 440 MB corpus, ``benchmarks/bench_outofcore.py``).
+OUT_OF_CORE_MIB = 256
+
+
 class CliError(Exception):
     """A usage error reported as one line."""
 
@@ -43,6 +49,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-per-query", action="store_true", help="leave per-query rows out of JSON")
     run.add_argument("--save-embeddings", metavar="DIR",
                      help="write each method's searched embeddings as DIR/<method>/corpus.npy + ids")
+    run.add_argument("--backend", choices=("local", "dask"), default="local",
+                     help="where a sharded corpus is searched: this process (default) or Dask "
+                          "(a LocalCluster unless --scheduler names one); results are identical")
+    run.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                     help="with --backend dask: the scheduler of a running Dask cluster")
+    run.add_argument("--workers", type=int, default=2,
+                     help="with --backend dask and no --scheduler: local worker processes (default 2)")
+    run.add_argument("--in-memory", action="store_true",
+                     help="keep a large one-file corpus on the in-memory path (by default a "
+                          f"float32 corpus.npy of {OUT_OF_CORE_MIB} MiB or more is searched out of "
+                          "core: same results, peak memory about one corpus instead of three)")
+    shard = sub.add_parser("shard", help="copy a dataset with its corpus split into row-shards "
+                                          "(memory-mapped, searched out of core)")
+    shard.add_argument("dataset", help="dataset folder")
+    shard.add_argument("--rows", type=int, required=True, help="records per shard")
+    shard.add_argument("--out", required=True, metavar="NEW_DIR", help="new dataset folder to write")
+    shard.add_argument("--model", help="embedding set (emb/<model>/) when there are several")
     embed = sub.add_parser("embed", help="embed a dataset's corpus.jsonl and queries.jsonl into "
                                           "emb/<model>/ (text mode; needs the 'text' extra)")
     embed.add_argument("dataset", help="dataset folder with corpus.jsonl[.gz] and queries.jsonl")
@@ -69,6 +92,51 @@ def embed(args: argparse.Namespace) -> int:
                           threads=args.threads, progress=progress)
     print(f"wrote {target}")
     return 0
+
+
+def shard(args: argparse.Namespace) -> int:
+    from .shards import shard_dataset
+
+    if args.rows < 1:
+        raise CliError(f"--rows: must be an integer >= 1, got {args.rows}")
+    if not Path(args.dataset).is_dir():
+        raise CliError(f"{args.dataset}: expected a dataset folder (unzip an archive first)")
+    emb = shard_dataset(args.dataset, args.rows, args.out, args.model)
+    print(f"wrote {emb}/corpus/ ({len(list((emb / 'corpus').glob('*.npy')))} shards); "
+          f"run it with: nudge-explorer run {args.out}")
+    return 0
+
+
+def _backend(args: argparse.Namespace, build: bool = True):
+    """None (this process) or a DaskBackend, from --backend / --scheduler / --workers."""
+    if args.scheduler and args.backend != "dask":
+        raise CliError("--scheduler needs --backend dask")
+    if args.workers < 1:
+        raise CliError(f"--workers: must be an integer >= 1, got {args.workers}")
+    if build is False or args.backend != "dask":
+        return None
+    from .dask_backend import DaskBackend
+
+    return DaskBackend(scheduler=args.scheduler, n_workers=args.workers)
+
+
+def _route_out_of_core(ds, args: argparse.Namespace, spec: RunSpec):
+    """``ds`` with a large memory-mapped float32 ``corpus.npy`` opened as a one-shard
+    :class:`~nudge_core.shards.ShardedCorpus` (results are identical, ``tests/test_outofcore.py``),
+    unless ``--in-memory`` or ``--index`` (the serving indexes are built in memory)."""
+    corpus = ds.corpus_emb
+    if (args.in_memory or spec.indexes or not isinstance(corpus, np.memmap)
+            or corpus.dtype != np.float32 or corpus.nbytes < OUT_OF_CORE_MIB * 2**20
+            or not corpus.filename or not Path(corpus.filename).is_file()):
+        return ds
+    from .shards import ShardedCorpus
+
+    ds.corpus_emb = ShardedCorpus([Path(corpus.filename)], [corpus.shape[0]], corpus.shape[1],
+                                  source=corpus.filename)
+    print(f"note: the corpus is {corpus.nbytes / 2**20:,.0f} MiB: searched out of core, block by "
+          "block (same results; --in-memory to keep it in memory, nudge-explorer shard to split it)",
+          file=sys.stderr)
+    return ds
 
 
 def format_table(result: ExperimentResult) -> str:
@@ -109,7 +177,10 @@ def _save_embeddings(result: ExperimentResult, folder: Path) -> None:
     for name, res in result.methods.items():
         target = folder / name
         target.mkdir(parents=True, exist_ok=True)
-        np.save(target / "corpus.npy", np.asarray(res.embeddings, dtype=np.float32))
+        if hasattr(res.embeddings, "write"):  # sharded: written shard by shard, never in memory
+            res.embeddings.write(target / "corpus")
+        else:
+            np.save(target / "corpus.npy", np.asarray(res.embeddings, dtype=np.float32))
         (target / "corpus_ids.txt").write_text("\n".join(result.dataset.corpus_ids) + "\n",
                                                encoding="utf-8")
         for extra, array in res.estimator.serving_files().items():
@@ -147,6 +218,7 @@ def _check_writable(flag: str, path: str | None, folder: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     spec = RunSpec.from_args(args)  # every setting checked before anything is read
     check_outputs(args)
+    _backend(args, build=False)  # flags checked before anything is read
     ds, split, ood = load_run(spec)
     if spec.indexes:  # impossible index settings for these records: refused before any fit
         from .serving.specs import IndexSpec
@@ -161,10 +233,29 @@ def run(args: argparse.Namespace) -> int:
     def progress(fraction: float, message: str) -> None:
         print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
 
-    result = run_experiment(ds, split, spec, ood=ood, progress=progress)
+    ds = _route_out_of_core(ds, args, spec)
+    backend = _backend(args) if hasattr(ds.corpus_emb, "unit_view") else None
+    if args.backend == "dask" and backend is None:
+        print("note: --backend dask applies to sharded corpora (nudge-explorer shard); this corpus "
+              "is one file and runs in this process", file=sys.stderr)
+    try:
+        result = run_experiment(ds, split, spec, ood=ood, progress=progress, backend=backend)
+        if args.save_embeddings and backend is not None:  # shards are written by the workers
+            _write("--save-embeddings", args.save_embeddings,
+                   lambda: _save_embeddings(result, Path(args.save_embeddings)))
+            args.save_embeddings_done = True
+            print(f"wrote embeddings under {args.save_embeddings}")
+    finally:
+        if backend is not None:
+            backend.close()
+            from .outofcore import LocalBackend
+            for res in result.methods.values() if "result" in locals() else ():
+                if hasattr(res.embeddings, "backend"):
+                    res.embeddings.backend = LocalBackend()  # the cluster is gone: run here
     if spec.indexes:
         from .serving import evaluate_serving
-        result.serving = evaluate_serving(result, spec.indexes, progress=progress)
+        result.serving = evaluate_serving(result, spec.indexes, tune=spec.tune_for_index,
+                                          progress=progress)
     sizes = ", ".join(f"{k} {v}" for k, v in split.sizes().items())
     print(f"{ds.name} / {ds.model}: {ds.n_records} records, dim {ds.dim}; queries: {sizes}")
     print(format_table(result))
@@ -176,7 +267,7 @@ def run(args: argparse.Namespace) -> int:
             Path(args.out).write_text(json.dumps(result.to_json(not args.no_per_query), indent=1),
                                       encoding="utf-8")))
         print(f"wrote {args.out}")
-    if args.save_embeddings:
+    if args.save_embeddings and not getattr(args, "save_embeddings_done", False):
         _write("--save-embeddings", args.save_embeddings,
                lambda: _save_embeddings(result, Path(args.save_embeddings)))
         print(f"wrote embeddings under {args.save_embeddings}")
@@ -210,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
             return run(args)
         if args.command == "embed":
             return embed(args)
+        if args.command == "shard":
+            return shard(args)
     except (KeyboardInterrupt, _Terminated) as exc:  # temporary folders are gone by now
         print(f"error: {'interrupted' if isinstance(exc, KeyboardInterrupt) else 'terminated'} "
               "before the run finished; its temporary files are removed", file=sys.stderr)

@@ -8,6 +8,8 @@ A dataset folder has the BEIR layout plus embeddings::
     emb/<model>/corpus.npy (n_records, dim)  float32 (float16/float64 converted)
     emb/<model>/queries.npy (n_queries, dim)
     emb/<model>/corpus_ids.txt, query_ids.txt  one id per line, in row order
+    emb/<model>/corpus/shard-*.npy  instead of corpus.npy: the corpus as row-shards, opened
+                           memory-mapped and searched shard by shard (:mod:`nudge_core.shards`)
 
 :func:`load_dataset` reads a folder or a zip of one; :func:`dataset_from_arrays` wraps arrays
 from Python; :func:`load_query_set` reads a second query set (an OOD set) over the same corpus.
@@ -29,6 +31,7 @@ from .files import (MAX_ZIP_BYTES, MAX_ZIP_MEMBERS, cr_only_hint, dataset_root, 
 from .matrices import check_matrix, degenerate_notes, load_matrix
 from .qrels import check_grade, read_qrels
 from .relevance import Relevance
+from .shards import SHARD_DIR, open_sharded
 
 #: Order in which qrels files are pooled (then any other file, alphabetically), as BEIR names them.
 QRELS_ORDER = ("train", "dev", "validation", "val", "test")
@@ -46,6 +49,9 @@ class QuerySet:
     emb: np.ndarray
     answers: list[np.ndarray]
     grades: list[np.ndarray]
+    #: query id -> text, when the set came with texts (a query set loaded with its
+    #: ``queries.jsonl``); model fine-tuning re-encodes queries it did not see from these
+    texts: dict[str, str] | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -226,6 +232,17 @@ def _read_qrels_dir(root: Path, max_bytes: int | None) -> tuple[dict, dict, dict
     return files, {p.stem: str(p) for p in paths}, lines
 
 
+def _load_corpus(emb: Path, max_bytes: int | None, notes: list[str]):
+    """``emb/corpus.npy`` (memory-mapped), or the row-shards of ``emb/corpus/``
+    (:class:`~nudge_core.shards.ShardedCorpus`, each shard's header checked here and its values
+    as it is first read)."""
+    if not (emb / "corpus.npy").exists() and (emb / SHARD_DIR).is_dir():
+        corpus = open_sharded(emb / SHARD_DIR)
+        notes.append(f"corpus read from {corpus.n_shards} shards in {SHARD_DIR}/ (out of core)")
+        return corpus
+    return load_matrix(_require(emb / "corpus.npy"), "record embeddings", max_bytes, notes)
+
+
 def load_dataset(path: str | Path, model: str | None = None, *, max_bytes: int | None = None,
                  load_texts: bool = True, extract_dir: str | Path | None = None,
                  max_zip_bytes: int = MAX_ZIP_BYTES, max_zip_members: int = MAX_ZIP_MEMBERS) -> Dataset:
@@ -258,9 +275,10 @@ def load_dataset(path: str | Path, model: str | None = None, *, max_bytes: int |
     notes: list[str] = []
     corpus_ids = read_id_list(_require(emb / "corpus_ids.txt"), max_bytes)
     query_ids = read_id_list(_require(emb / "query_ids.txt"), max_bytes)
-    corpus = load_matrix(_require(emb / "corpus.npy"), "record embeddings", max_bytes, notes)
+    corpus = _load_corpus(emb, max_bytes, notes)
     queries = load_matrix(_require(emb / "queries.npy"), "query embeddings", max_bytes, notes)
-    _check_count(corpus_ids, corpus, str(emb / "corpus_ids.txt"), "corpus.npy")
+    _check_count(corpus_ids, corpus, str(emb / "corpus_ids.txt"),
+                 "corpus.npy" if isinstance(corpus, np.ndarray) else f"{SHARD_DIR}/ (all shards)")
     _check_count(query_ids, queries, str(emb / "query_ids.txt"), "queries.npy")
     _check_pair(corpus, queries, str(emb / "corpus.npy"), str(emb / "queries.npy"))
     files, labels, lines = _read_qrels_dir(root, max_bytes)
@@ -381,4 +399,5 @@ def load_query_set(path: str | Path, dataset: Dataset, *, max_bytes: int | None 
     notes += degenerate_notes(qs.emb, "OOD queries")
     texts = read_jsonl_texts(root / "queries.jsonl", max_bytes, notes) \
         if (root / "queries.jsonl").is_file() else None
+    qs.texts = texts
     return ExtraQueries(name=root.name, queries=qs, texts=texts, notes=notes)

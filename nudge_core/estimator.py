@@ -7,7 +7,7 @@ Each method is a :class:`FineTuner`: ``__init__`` only stores its settings (so s
 
 * ``index_``: an :class:`~nudge_core.index.Index` over the record vectors it searches;
 * :meth:`transform_queries`: the query vectors as it searches them (identity unless the method
-  changes queries);
+  changes queries); :meth:`prepare_queries` is called first with each query set searched;
 * methods that need the dataset itself (its texts: model fine-tuning) set ``needs_dataset = True``
   and take ``fit(..., dataset=ds)``; :func:`~nudge_core.experiment.run_experiment` passes it to
   them only, so every other ``fit`` keeps its signature;
@@ -47,6 +47,11 @@ class FineTuner(BaseEstimator):
 
     def fit(self, records: np.ndarray, train, val, *, normalized: np.ndarray | None = None):
         raise NotImplementedError
+
+    def prepare_queries(self, queries) -> None:
+        """Called with a :class:`~nudge_core.data.QuerySet` before its queries are searched
+        (test, OOD). A no-op for methods that transform query *vectors*; model fine-tuning
+        re-encodes the texts (``queries.texts``) of queries its ``fit`` did not see."""
 
     def transform_queries(self, queries: np.ndarray) -> np.ndarray:
         """(n, d) float32 queries as this method searches them."""

@@ -137,14 +137,17 @@ def _json_safe(obj):
 
 
 def run_experiment(dataset: Dataset, split: Split, spec: RunSpec | None = None,
-                   ood: QuerySet | None = None, progress: Progress | None = None) -> ExperimentResult:
+                   ood: QuerySet | None = None, progress: Progress | None = None,
+                   backend=None) -> ExperimentResult:
     """Fit every method of ``spec`` on ``split`` and evaluate it on the test (and OOD) queries.
 
     OOD queries come from ``split.ood`` (k-means protocol) or ``ood`` (a second query set, named
     by ``spec.ood``). ``progress(fraction, message)`` is called as work advances. Every method
     gets the same inputs: the raw records, the training and validation queries, and one shared
     unit-norm copy of the records (read only); methods with ``needs_dataset`` (model fine-tuning)
-    also get ``dataset`` for its texts.
+    also get ``dataset`` for its texts. A sharded corpus (:mod:`nudge_core.shards`) is searched
+    shard by shard on ``backend`` (None: this process; a :class:`~nudge_core.dask_backend.
+    DaskBackend`: a Dask cluster); results do not depend on the backend.
     """
     spec = spec or RunSpec(dataset.name)
     report = or_silent(progress)
@@ -152,23 +155,29 @@ def run_experiment(dataset: Dataset, split: Split, spec: RunSpec | None = None,
     train, val, test = (dataset.queries(ids) for ids in (split.train, split.val, split.test))
     if ood is None and split.ood:
         ood = dataset.queries(split.ood)
-    report(0.02, "normalising records")
-    normalized = normalize_rows(dataset.corpus_emb)
+    if hasattr(dataset.corpus_emb, "unit_view"):  # sharded: normalised shard by shard as read
+        normalized = dataset.corpus_emb.unit_view(backend)
+    else:
+        report(0.02, "normalising records")
+        normalized = normalize_rows(dataset.corpus_emb)
     results: dict[str, MethodResult] = {}
     for i, settings in enumerate(spec.methods):
         name = settings.name
         report(0.05 + 0.9 * i / len(spec.methods), f"fitting {name}")
         est = settings.build()
         extra = {}
-        if est.needs_dataset:  # model fine-tuning: texts, and progress inside the (long) fit
+        if est.needs_dataset:  # model fine-tuning: the texts
             extra["dataset"] = dataset
+        if hasattr(est, "progress"):  # slow fits report (and can be cancelled) inside
             lo, hi = 0.05 + 0.9 * i / len(spec.methods), 0.05 + 0.9 * (i + 1) / len(spec.methods)
             est.progress = lambda f, m, lo=lo, hi=hi, name=name: report(lo + (hi - lo) * f,
                                                                         f"{name}: {m}")
         est = est.fit(dataset.corpus_emb, train, val, normalized=normalized, **extra)
+        est.prepare_queries(test)
         top = est.search(test.emb, TOP_K)
         res = MethodResult(name, est, top, evaluate(top, test))
         if ood is not None:
+            est.prepare_queries(ood)
             res.ood_top = est.search(ood.emb, TOP_K)
             res.ood_per_query = evaluate(res.ood_top, ood)
         results[name] = res

@@ -39,6 +39,10 @@ class Index(Protocol):
 class ExactIndex:
     """Exact inner-product search over ``vectors`` (n, d) float32 (kept, not copied; may be a
     memory map when no row is replaced). Cosine search = unit-norm vectors (:func:`normalize_rows`).
+
+    ``vectors`` may also be an out-of-core array-like with its own ``search``
+    (:class:`nudge_core.outofcore.ShardedIndex`): searches go to it, rows are read and replaced
+    through its indexing, so every method runs on a sharded corpus unchanged.
     """
 
     def __init__(self, vectors: np.ndarray) -> None:
@@ -49,6 +53,8 @@ class ExactIndex:
 
     def search(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None,
                excluded_scores: bool = False):
+        if hasattr(self.vectors, "search"):  # an out-of-core view searches itself, shard by shard
+            return self.vectors.search(queries, k, exclude=exclude, excluded_scores=excluded_scores)
         return search(queries, self.vectors, k, exclude=exclude, excluded_scores=excluded_scores)
 
     def take(self, rows: np.ndarray) -> np.ndarray:

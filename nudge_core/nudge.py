@@ -171,7 +171,9 @@ class _NudgeBase(FineTuner):
         _check_queries(train, val, records.shape[1])
         k_fixed = min(int(k_fixed), records.shape[0])  # more would only add -1 padding
         self._t0 = time.perf_counter()
-        # the moved rows are written into this copy
+        if normalized is None and hasattr(records, "unit_view"):  # sharded: normalised as read
+            normalized = records.unit_view()
+        # the moved rows are written into this copy (an out-of-core view copies only its overlay)
         unit = unit_records(records) if normalized is None else normalized.copy()
         self.index_ = ExactIndex(unit)
         self.active_ = prepare_active(self.index_, train, val, k_fixed)

@@ -1,0 +1,153 @@
+"""Out-of-core fit and evaluation on a sharded corpus equal the in-memory engine."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nudge_core.data import load_dataset
+from nudge_core.experiment import run_experiment
+from nudge_core.outofcore import ShardedIndex
+from nudge_core.retrieval import normalize_rows, search
+from nudge_core.runspec import RunSpec, load_run
+from nudge_core.shards import ShardedCorpus, write_shards
+from optional import shared_dataset
+from synthetic import make_arrays, write_dataset
+
+METHODS = "none,nudge-n,nudge-m"
+
+
+def reshard(folder, out, sizes):
+    """Copy dataset ``folder`` to ``out`` with the corpus cut into shards of ``sizes`` rows."""
+    import shutil
+
+    shutil.copytree(folder, out)
+    emb = next((out / "emb").iterdir())
+    corpus = np.load(emb / "corpus.npy").astype(np.float32)  # shards are float32 (SciFact: float16)
+    (emb / "corpus.npy").unlink()
+    (emb / "corpus").mkdir()
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    assert bounds[-1] == len(corpus)
+    for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+        np.save(emb / "corpus" / f"shard-{i:05d}.npy", corpus[a:b])
+    return out
+
+
+def run(folder, *extra, backend=None, methods=METHODS):
+    spec = RunSpec.from_argv([str(folder), "--methods", methods, *extra])
+    ds, split, ood = load_run(spec)
+    return run_experiment(ds, split, spec, ood=ood, backend=backend)
+
+
+def assert_same(mem, ooc):
+    assert list(mem.methods) == list(ooc.methods)
+    for name, a in mem.methods.items():
+        b = ooc.methods[name]
+        assert a.gamma == b.gamma, name
+        assert a.metrics == b.metrics, name
+        np.testing.assert_array_equal(a.test_top, b.test_top)
+        np.testing.assert_allclose(np.asarray(b.embeddings), a.embeddings, atol=1e-7, rtol=0)
+        if hasattr(a.estimator, "moved_"):
+            np.testing.assert_array_equal(a.estimator.moved_, b.estimator.moved_)
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ooc")
+    write_dataset(root / "one", *make_arrays(n_records=300, dim=16, n_queries=150, seed=1, noise=0.3))
+    return root
+
+
+def test_uneven_shards_give_the_in_memory_results(toy):
+    # a 1-row shard, and shards so small some hold no active (train/val answer) row
+    folder = reshard(toy / "one", toy / "uneven", [1, 120, 3, 2, 90, 1, 83])
+    mem, ooc = run(toy / "one"), run(folder)
+    assert isinstance(ooc.dataset.corpus_emb, ShardedCorpus)
+    rows = ooc.methods["nudge-n"].estimator.active_.rows
+    counts = np.histogram(rows, bins=ooc.dataset.corpus_emb.offsets)[0]
+    assert (counts == 0).any() and ooc.methods["nudge-n"].gamma > 0
+    assert_same(mem, ooc)
+
+
+def test_exact_ndcg_search_with_ood_split_agrees_too(toy):
+    folder = reshard(toy / "one", toy / "thirds", [100, 100, 100])
+    extra = ("--objective", "ndcg@10", "--gamma-n", "exact", "--choose", "plateau-middle", "--ood", "kmeans")
+    mem, ooc = run(toy / "one", *extra), run(folder, *extra)
+    assert_same(mem, ooc)
+    for name, a in mem.methods.items():
+        np.testing.assert_array_equal(a.ood_top, ooc.methods[name].ood_top)
+
+
+def test_sharded_index_search_equals_the_blocked_search():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((257, 12)).astype(np.float32)
+    q = rng.standard_normal((9, 12)).astype(np.float32)
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = write_shards(x, Path(tmp) / "c", 40)
+        view = ShardedIndex(corpus, normalize=True)
+        unit = normalize_rows(x)
+        excl = np.array([3, 40, 41, 200, 256])
+        for k in (1, 7, 300):
+            got = view.search(q, k, exclude=excl, excluded_scores=True)
+            want = search(q, unit, k, exclude=excl, excluded_scores=True)
+            for g, w in zip(got, want):
+                np.testing.assert_array_equal(g, w)
+        moved = np.array([5, 41, 100])  # overlay rows: replaced, one of them excluded
+        new = rng.standard_normal((3, 12)).astype(np.float32)
+        view.replace(moved, new)
+        unit[moved] = new
+        np.testing.assert_array_equal(view.take(np.array([41, 6, 100])), unit[[41, 6, 100]])
+        got = view.search(q, 20, exclude=excl, excluded_scores=True)
+        want = search(q, unit, 20, exclude=excl, excluded_scores=True)
+        np.testing.assert_array_equal(got[1], want[1])
+        np.testing.assert_allclose(got[0], want[0], atol=1e-6)
+        np.testing.assert_allclose(got[2], want[2], atol=1e-6)
+        out = view.write(Path(tmp) / "out")
+        np.testing.assert_array_equal(np.asarray(out), unit)
+
+
+def test_written_output_differs_from_the_normalised_input_only_in_moved_rows(toy, tmp_path):
+    folder = toy / "uneven3"
+    reshard(toy / "one", folder, [150, 150])
+    res = run(folder).methods["nudge-m"]
+    written = np.asarray(res.embeddings.write(tmp_path / "out"))
+    unit = normalize_rows(np.asarray(load_dataset(folder).corpus_emb))
+    changed = np.flatnonzero((written != unit).any(axis=1))
+    np.testing.assert_array_equal(changed, res.estimator.moved_)
+    assert len(changed) > 0
+
+
+def test_scifact_in_uneven_shards_gives_the_in_memory_results(tmp_path):
+    src = shared_dataset("scifact")
+    n = len(np.load(next((src / "emb").iterdir()) / "corpus.npy", mmap_mode="r"))
+    folder = reshard(src, tmp_path / "scifact", [1, 999, n - 1000 - 7, 7])
+    assert_same(run(src), run(folder))
+
+
+def test_cli_routes_a_large_one_file_corpus_out_of_core_with_the_same_results(toy, tmp_path,
+                                                                             monkeypatch, capsys):
+    import json
+
+    from nudge_core import cli
+
+    monkeypatch.setattr(cli, "OUT_OF_CORE_MIB", 0)  # every one-file corpus counts as large
+    argv = ["run", str(toy / "one"), "--methods", METHODS]
+    assert cli.main([*argv, "--out", str(tmp_path / "ooc.json")]) == 0
+    assert "searched out of core" in capsys.readouterr().err
+    assert cli.main([*argv, "--in-memory", "--out", str(tmp_path / "mem.json")]) == 0
+    assert "searched out of core" not in capsys.readouterr().err
+    ooc, mem = (json.loads((tmp_path / f).read_text()) for f in ("ooc.json", "mem.json"))
+    for name, m in mem["methods"].items():
+        assert ooc["methods"][name]["gamma"] == m["gamma"]
+        assert ooc["methods"][name]["metrics"] == m["metrics"]
+        assert ooc["methods"][name]["per_query"] == m["per_query"]
+
+
+def test_scheduler_without_the_dask_backend_is_refused(toy, capsys):
+    from nudge_core.cli import main
+
+    assert main(["run", str(toy / "one"), "--scheduler", "tcp://127.0.0.1:1"]) == 2
+    assert "--scheduler needs --backend dask" in capsys.readouterr().err
