@@ -18,6 +18,7 @@ from .data import QuerySet
 from .errors import DataError
 from .estimator import FineTuner, unit_records
 from .index import ExactIndex
+from .progress import Progress, or_silent
 
 
 class NoFineTuning(FineTuner):
@@ -68,7 +69,9 @@ class LinearAdaptor(FineTuner):
 
     Parameters: ``lr`` (1e-3), ``batch_size`` (256 pairs), ``max_epochs`` (200), ``patience``
     (epochs without a better validation top-1 accuracy before stopping, 10), ``scale`` (20),
-    ``weight_decay`` (0.01), ``seed`` (0).
+    ``weight_decay`` (0.01), ``seed`` (0), ``progress`` (called ``(fraction, message)`` after
+    each epoch; fraction = epochs done / ``max_epochs``, an upper bound since early stopping may
+    end sooner; an exception it raises, such as a cancel, stops the fit).
 
     Fitted: ``matrix_`` (d, d) float32, ``fit_seconds_``, ``val_curve_`` ((epochs + 1, 2): epoch,
     validation top-1 accuracy; epoch 0 = identity), ``best_epoch_``, ``objective_``.
@@ -76,7 +79,7 @@ class LinearAdaptor(FineTuner):
 
     def __init__(self, lr: float = 1e-3, batch_size: int = 256, max_epochs: int = 200,
                  patience: int = 10, scale: float = 20.0, weight_decay: float = 0.01,
-                 seed: int = 0) -> None:
+                 seed: int = 0, progress: Progress | None = None) -> None:
         self.lr = lr
         self.batch_size = batch_size
         self.max_epochs = max_epochs
@@ -84,6 +87,7 @@ class LinearAdaptor(FineTuner):
         self.scale = scale
         self.weight_decay = weight_decay
         self.seed = seed
+        self.progress = progress
 
     def _check_params(self) -> None:
         for name, low in (("batch_size", 2), ("max_epochs", 1), ("patience", 1)):
@@ -110,6 +114,7 @@ class LinearAdaptor(FineTuner):
         self._check_params()
         if len(train) == 0 or len(val) == 0:
             raise DataError("the adaptor needs training and validation queries", "split")
+        report = or_silent(self.progress)
         t0 = time.perf_counter()
         self.index_ = ExactIndex(unit_records(records, normalized))
         rng = np.random.default_rng(self.seed)
@@ -139,6 +144,7 @@ class LinearAdaptor(FineTuner):
                 a -= self.lr * (m1 / (1 - beta1 ** step)) / (np.sqrt(m2 / (1 - beta2 ** step)) + eps)
             acc = self._val_accuracy(a, val)
             curve.append((epoch, acc))
+            report(epoch / self.max_epochs, f"epoch {epoch}: validation top-1 {acc:.3f}")
             if acc > best_acc:
                 best_acc, best, best_epoch, waited = acc, a.copy(), epoch, 0
             else:

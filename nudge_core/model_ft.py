@@ -18,7 +18,13 @@ transformers 5.x refuses peft < 0.22 in ``add_adapter`` and the registry has no 
 Queries: :meth:`ModelFineTuner.transform_queries` gets query *embeddings* (the contract), so the
 estimator encodes, at the end of ``fit``, the text of every query of the dataset with the tuned
 model and maps each query's original embedding row (its bytes) to the tuned one. Queries it never
-saw (a separate OOD query set) raise a DataError naming how many.
+saw (a separate OOD query set) are encoded from their texts by :meth:`prepare_queries`, which
+:func:`~nudge_core.experiment.run_experiment` calls before searching them; without texts they
+raise a DataError naming how many.
+
+Record texts come from the dataset's ``corpus.jsonl``; the bundled example, which stores no
+texts, has them rebuilt by :func:`nudge_core.examples.stdlib_docs.rebuilt_texts` (exactly the text
+that was embedded).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from .data import QuerySet
 from .errors import DataError
 from .files import excerpt
 from .estimator import FineTuner
+from .examples.stdlib_docs import rebuilt_texts
 from .index import ExactIndex
 from .progress import Progress, or_silent
 from .text_embed import Cancelled, EmbedSettings, encode, load_model, set_threads
@@ -214,20 +221,21 @@ class ModelFineTuner(FineTuner):
         if dataset is None:
             raise DataError(f"{name} fine-tunes the model on texts; call fit(..., dataset=ds)",
                             "dataset")
-        if not dataset.corpus_text or not dataset.query_text:
+        corpus_text = dataset.corpus_text or rebuilt_texts(dataset)
+        if not corpus_text or not dataset.query_text:
             raise DataError("model fine-tuning needs the dataset's texts (corpus.jsonl and "
                             "queries.jsonl); this dataset has embeddings only", dataset.source or
                             dataset.name)
         if records.shape[0] != len(dataset.corpus_ids):
             raise DataError(f"records have {records.shape[0]} rows but the dataset has "
                             f"{len(dataset.corpus_ids)} records", "records")
-        missing = [c for c in dataset.corpus_ids if not dataset.corpus_text.get(c, "").strip()]
+        missing = [c for c in dataset.corpus_ids if not (corpus_text.get(c) or "").strip()]
         missing_q = [q for q in (*train.ids, *val.ids) if not dataset.query_text.get(q, "").strip()]
         for what, ids in (("records", missing), ("training/validation queries", missing_q)):
             if ids:
                 raise DataError(f"{len(ids)} {what} have no text, e.g. {', '.join(map(excerpt, ids[:3]))}; "
                                 "model fine-tuning needs a text for each", dataset.source or dataset.name)
-        corpus = {c: dataset.corpus_text[c] for c in dataset.corpus_ids}
+        corpus = {c: corpus_text[c] for c in dataset.corpus_ids}
         return corpus, dataset.query_text
 
     # -- after fitting ---------------------------------------------------------------------
@@ -241,6 +249,24 @@ class ModelFineTuner(FineTuner):
                             "dataset; a fine-tuned model can only search queries whose text it "
                             "encoded", type(self).__name__)
         return np.stack(out) if out else np.zeros((0, self.index_.dim), np.float32)
+
+    def prepare_queries(self, queries: QuerySet) -> None:
+        """Encode with the tuned model the queries of ``queries`` that ``fit`` did not see (a
+        separate OOD set), from ``queries.texts``; DataError naming those without a text."""
+        emb = np.asarray(queries.emb, dtype=np.float32)
+        unseen = [j for j, row in enumerate(emb) if row.tobytes() not in self._query_map]
+        if not unseen:
+            return
+        texts = queries.texts or {}
+        missing = [queries.ids[j] for j in unseen if not texts.get(queries.ids[j], "").strip()]
+        if missing:
+            raise DataError(f"{len(missing)} of {len(queries)} queries have no text (e.g. "
+                            f"{', '.join(map(excerpt, missing[:3]))}), so the fine-tuned model "
+                            "cannot encode them; give the query set a queries.jsonl",
+                            type(self).__name__)
+        tuned = self._encode(self.model_, [texts[queries.ids[j]] for j in unseen], None, "queries")
+        for j, vec in zip(unseen, tuned):
+            self._query_map[emb[j].tobytes()] = vec
 
     def describe(self) -> dict:
         return {"trainable_parameters": self.trainable_parameters_, "epochs_run": self.epochs_run_,

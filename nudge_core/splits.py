@@ -58,6 +58,11 @@ def check_split(split: Split, source: str = "split") -> Split:
 #: one the figures in README and ../shared were measured on); "train-val-test" is how the authors'
 #: create_q_splits script slices the same permutation.
 SPLIT_LAYOUTS = ("val-test-train", "train-val-test")
+#: Each layout in words, as split descriptions (shown in the app and the results JSON) say it.
+LAYOUT_WORDS = {"val-test-train": "validation and test queries cut first from the shuffled order, "
+                                  "the rest for training",
+                "train-val-test": "training queries cut first from the shuffled order, then "
+                                  "validation, then test"}
 
 
 def paper_split(query_ids: list[str], seed: int = 0, val_frac: float = 0.1,
@@ -86,7 +91,7 @@ def paper_split(query_ids: list[str], seed: int = 0, val_frac: float = 0.1,
     else:
         train, val, test = ids[:n_train], ids[n_train:n_train + n_val], ids[n_train + n_val:]
     split = Split(train, val, test, description=f"paper protocol, seed {seed}, val {val_frac:g}, "
-                  f"test {test_frac:g}, {layout}")
+                  f"test {test_frac:g}, {LAYOUT_WORDS[layout]}")
     return check_split(split, f"split of {n} labelled queries")
 
 

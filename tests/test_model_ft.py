@@ -170,3 +170,61 @@ def test_registered_off_by_default_with_cli_flags():
     assert params["full-ft"] == {"epochs": 2, "batch_size": 16}
     assert params["lora"] == {"epochs": 2, "batch_size": 16, "lora_rank": 4}
     assert spec.methods[2].build().batch_size == 16
+
+
+def _ood_set(texts: dict | None):
+    """Two queries the dataset does not have, with vectors of their own (as an OOD set loaded
+    from a second folder has): 'q3 q2' (relevant r3) and 'q1' (relevant r1)."""
+    from nudge_core.data import QuerySet
+
+    emb = FakeEncoder().encode(["q3 q2", "q1"], normalize_embeddings=True) * 0.5  # unseen rows
+    return QuerySet(["o0", "o1"], emb, [np.array([3]), np.array([1])], [np.array([1]), np.array([1])],
+                    texts=texts)
+
+
+def test_unseen_queries_are_encoded_from_their_texts(ds):
+    est = fit(ds, ["swap0", "swap1"])
+    ood = _ood_set({"o0": "q3 q2", "o1": "q1"})
+    est.prepare_queries(ood)
+    np.testing.assert_allclose(est.transform_queries(ood.emb),
+                               est.model_.encode(["q3 q2", "q1"], normalize_embeddings=True), atol=1e-6)
+    with pytest.raises(DataError, match="2 of 2 queries have no text .*'o0'"):
+        fit(ds, ["swap0", "swap1"]).prepare_queries(_ood_set(None))
+
+
+def test_run_experiment_evaluates_a_separate_ood_set_with_texts(ds, fake_method):
+    split = Split(TRAIN, ["keep0", "keep1"], ["x0", "x1"])
+    result = run_experiment(ds, split, RunSpec("fake", methods=("none", fake_method)),
+                            ood=_ood_set({"o0": "q3 q2", "o1": "q1"}))
+    # lr 1e-12: the model is unchanged, so it ranks the OOD queries as no fine-tuning does
+    # ('q3 q2' -> r3 or r2 first: NDCG 1 or 1/log2(3); 'q1' -> r1 first: NDCG 1)
+    got = result.methods[fake_method].ood_metrics["ndcg@10"]
+    assert got == pytest.approx(result.methods["none"].ood_metrics["ndcg@10"], abs=1e-6)
+    assert got >= (1 / math.log2(3) + 1) / 2 - 1e-6
+
+
+def test_the_bundled_example_has_its_record_texts_rebuilt():
+    from pathlib import Path
+
+    from nudge_core.data import load_dataset
+    from nudge_core.examples.stdlib_docs import record_text, rebuilt_texts
+
+    root = Path(__file__).resolve().parents[1] / "sample_data" / "stdlib"
+    bundled = load_dataset(root)
+    assert bundled.corpus_text is None  # the example stores no documentation
+    texts = rebuilt_texts(bundled)
+    assert len(texts) >= 0.95 * bundled.n_records
+    rid = bundled.corpus_ids[123]
+    assert texts[rid] == record_text(rid)
+    assert rebuilt_texts(make_dataset()) is None
+    # every record has its text in a plain interpreter (pytest replaces sys.unraisablehook and
+    # threading.excepthook, whose docstrings are record texts, so this runs in a subprocess)
+    import subprocess
+    import sys
+
+    code = ("from nudge_core.data import load_dataset; from nudge_core.model_ft import FullFineTune; "
+            f"d = load_dataset({str(root)!r}); q = d.queries(d.query_ids[:4]); "
+            "c, _ = FullFineTune()._texts(d.corpus_emb, q, q, d); "
+            "print(len(c) == d.n_records and list(c) == d.corpus_ids)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "True", out.stderr[-2000:]

@@ -24,6 +24,10 @@ def test_paper_split_sizes_and_permutation():
     other = paper_split(ids, seed=0, layout="train-val-test")
     assert other.train == [ids[i] for i in perm[:778]]
     assert set(other.train) | set(other.val) | set(other.test) == set(ids)
+    # the descriptions say the cut order in words (they are shown in the app and the JSON)
+    assert sp.description.endswith("validation and test queries cut first from the shuffled "
+                                   "order, the rest for training")
+    assert "training queries cut first" in other.description
 
 
 def test_paper_split_caps_and_ratios():

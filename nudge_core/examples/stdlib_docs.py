@@ -28,8 +28,9 @@ import inspect
 import re
 import sys
 import warnings
+from pathlib import Path
 
-__all__ = ["list_records", "record_text", "SKIP_MODULES", "MAX_DOC_CHARS"]
+__all__ = ["list_records", "record_text", "rebuilt_texts", "is_bundled", "BUNDLED_DIR", "SKIP_MODULES", "MAX_DOC_CHARS"]
 
 #: Top-level modules never imported or listed: side effects on import, GUI/IDE, test suites,
 #: packaging internals, platform aliases, deprecated (PEP 594, removed in 3.12/3.13) or noisy.
@@ -368,3 +369,25 @@ def list_records() -> list[str]:
     satisfies ``record_text(name) is not None``. Deterministic for a given interpreter.
     """
     return list(_list_records())
+
+
+#: The bundled example's folder in a checkout (``sample_data/stdlib``): the one dataset whose
+#: record texts are rebuilt by :func:`record_text` rather than read from a ``corpus.jsonl``.
+BUNDLED_DIR = Path(__file__).resolve().parents[2] / "sample_data" / "stdlib"
+
+
+def is_bundled(dataset) -> bool:
+    """``dataset`` was loaded from the bundled example's folder (its texts can be rebuilt)."""
+    source = getattr(dataset, "source", None)
+    return bool(source) and Path(source).resolve() == BUNDLED_DIR.resolve()
+
+
+def rebuilt_texts(dataset) -> dict[str, str] | None:
+    """record id -> text for the bundled example (``dataset.source`` is :data:`BUNDLED_DIR`),
+    rebuilt by :func:`record_text` (ids the running Python lacks are left out); None for any
+    other dataset. Takes a few seconds (it imports the standard library), so it is called only
+    where texts are needed (model fine-tuning), never on load."""
+    if not is_bundled(dataset):
+        return None
+    texts = {rid: record_text(rid) for rid in dataset.corpus_ids}
+    return {rid: text for rid, text in texts.items() if text}
