@@ -21,6 +21,7 @@ from .data import Dataset, QuerySet, dataset_from_arrays
 from .retrieval import normalize_rows
 
 PRESETS = ("one-pull", "two-pulls", "overfit", "ood", "away", "random")
+PARTS = ("train", "val", "test", "ood")
 
 
 @dataclass
@@ -193,3 +194,69 @@ def validation_curve(toy: Toy, method: str, **settings):
 def rankings(toy: Toy, estimator, queries: QuerySet) -> np.ndarray:
     """(n_queries, n_records) record rows each query retrieves, best first."""
     return estimator.search(queries.emb, toy.dataset.n_records)
+
+
+def angle_of(xy) -> float:
+    """Degrees in (-180, 180] of a point's direction in the x-y plane (its azimuth on the
+    sphere): where a click or a table row puts a point on the circle."""
+    return float(np.degrees(np.arctan2(float(xy[1]), float(xy[0]))))
+
+
+def describe(toy: Toy) -> tuple[list[dict], list[dict]]:
+    """The toy as the two small tables the Playground edits: records ``{"record", "angle"}`` and
+    queries ``{"part", "angle", "relevant record"}`` (angles in degrees; each query's first
+    relevant record; angles rounded to 1e-4°). :func:`from_tables` turns them back into a
+    :class:`Toy`."""
+    records = [{"record": i, "angle": round(angle_of(r), 4)} for i, r in enumerate(toy.records)]
+    queries = [{"part": part, "angle": round(angle_of(q), 4), "relevant record": int(a[0])}
+               for part in PARTS if getattr(toy, part) is not None
+               for q, a in zip(getattr(toy, part).emb, getattr(toy, part).answers)]
+    return records, queries
+
+
+def _number(value, where: str) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        x = float("nan")
+    if not np.isfinite(x):
+        raise ValueError(f"{where}: the angle must be a number of degrees, got {value!r}")
+    return x
+
+
+def from_tables(toy: Toy, records: list[dict], queries: list[dict]) -> Toy:
+    """The edited problem: ``toy``'s title, story and lesson over the records and queries of the
+    tables (see :func:`describe`). Records are numbered by row; a query's "relevant record"
+    names a row. Raises ValueError naming the row and what was expected."""
+    if not records:
+        raise ValueError("at least one record is needed")
+    angles = [_number(r.get("angle"), f"record row {i}") for i, r in enumerate(records)]
+    rows = []
+    for j, q in enumerate(queries):
+        if q.get("part") not in PARTS:
+            raise ValueError(f"query row {j}: part must be one of {', '.join(PARTS)}, got {q.get('part')!r}")
+        rel = q.get("relevant record")
+        if rel is None or isinstance(rel, bool) or float(rel) != int(float(rel)) \
+                or not 0 <= int(float(rel)) < len(angles):
+            raise ValueError(f"query row {j}: relevant record must be a record row, 0 to "
+                             f"{len(angles) - 1}, got {rel!r}")
+        rows.append((q["part"], _number(q.get("angle"), f"query row {j}"), {int(float(rel)): 1}))
+    for part, why in (("train", "NUDGE moves records toward their training queries"),
+                      ("val", "the validation curve needs one")):
+        if not any(r[0] == part for r in rows):
+            raise ValueError(f"at least one {part} query is needed ({why})")
+    return build("edited", toy.title.removesuffix(" (edited)") + " (edited)", toy.explanation,
+                 angles, rows, toy.dim, toy.steps)
+
+
+def move(records: list[dict], queries: list[dict], point: str, degrees: float):
+    """Copies of the tables with ``point`` ("record i" or "query j", a row) put at ``degrees``:
+    what a click on the Playground's figure does."""
+    kind, _, row = point.partition(" ")
+    table = {"record": records, "query": queries}.get(kind)
+    if table is None or not row.isdigit() or not int(row) < len(table):
+        raise ValueError(f"no point {point!r} to move (records 0-{len(records) - 1}, "
+                         f"queries 0-{len(queries) - 1})")
+    table = [dict(r) for r in table]
+    table[int(row)]["angle"] = float(degrees)
+    return (table, queries) if kind == "record" else (records, table)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from nudge_core import registry
-from nudge_core.playground import PRESETS, fit_at, positions, preset, rankings, validation_curve
+from nudge_core.playground import (PRESETS, angle_of, describe, fit_at, from_tables, move, positions,
+                                   preset, rankings, validation_curve)
 
 GAMMAS = (0.0, 0.05, 0.3, 1.0, 2.5, 3.9)
 NUDGE_M, NUDGE_N = "nudge-m", "nudge-n"
@@ -80,3 +81,55 @@ def test_lessons_and_random_presets():
         preset("ood", dim=4)
     with pytest.raises(ValueError, match="random toys take"):
         preset("random", n_records=1)
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("name", PRESETS)
+def test_tables_round_trip_to_the_same_problem(name, dim):
+    toy = preset(name, dim)
+    again = from_tables(toy, *describe(toy))
+    assert again.dim == dim and again.title.endswith("(edited)")
+    assert np.abs(again.records - toy.records).max() < 1e-5  # angles kept to 1e-4 degrees
+    for part in ("train", "val", "test"):
+        assert [list(a) for a in getattr(again, part).answers] == \
+            [list(a) for a in getattr(toy, part).answers]
+    assert np.abs(positions(again, NUDGE_M, 0.7) - positions(toy, NUDGE_M, 0.7)).max() < 1e-4
+
+
+def test_move_puts_one_point_at_the_angle():
+    toy = preset("ood")
+    records, queries = describe(toy)
+    r2, q2 = move(records, queries, "record 1", 200.0)
+    assert r2[1]["angle"] == 200.0 and r2[0] == records[0] and q2 == queries
+    assert records[1]["angle"] != 200.0  # the input tables are not changed
+    edited = from_tables(toy, r2, q2)
+    assert angle_of(edited.records[1]) == pytest.approx(-160.0, abs=1e-4)
+    r3, q3 = move(records, queries, "query 3", -10.0)
+    assert q3[3]["angle"] == -10.0 and r3 == records
+    assert angle_of(from_tables(toy, r3, q3).ood.emb[0]) == pytest.approx(-10.0, abs=1e-4)
+    with pytest.raises(ValueError, match="no point 'record 9' to move"):
+        move(records, queries, "record 9", 0.0)
+
+
+def test_bad_edits_name_the_row_and_what_was_expected():
+    toy = preset("ood")
+    records, queries = describe(toy)
+    bad = [({"record": 0, "angle": None}, None, r"record row 0: the angle must be a number"),
+           (None, {"part": "train", "angle": "north", "relevant record": 0},
+            r"query row 0: the angle must be a number of degrees, got 'north'"),
+           (None, {"part": "dev", "angle": 1.0, "relevant record": 0}, r"query row 0: part must be one of"),
+           (None, {"part": "train", "angle": 1.0, "relevant record": 5},
+            r"query row 0: relevant record must be a record row, 0 to 1, got 5"),
+           (None, {"part": "train", "angle": 1.0, "relevant record": None},
+            r"relevant record must be a record row")]
+    for rec, query, message in bad:
+        r = [rec] + records[1:] if rec else records
+        q = [query] + queries[1:] if query else queries
+        with pytest.raises(ValueError, match=message):
+            from_tables(toy, r, q)
+    with pytest.raises(ValueError, match="at least one record is needed"):
+        from_tables(toy, [], queries)
+    with pytest.raises(ValueError, match="at least one val query is needed"):
+        from_tables(toy, records, [q for q in queries if q["part"] != "val"])
+    with pytest.raises(ValueError, match="at least one train query is needed"):
+        from_tables(toy, records, [q for q in queries if q["part"] != "train"])

@@ -50,3 +50,24 @@ def pick(page, label: str, nth_option: int) -> None:
     box.locator("xpath=..").get_by_role("button", name="Open").click()
     page.get_by_role("listbox", name=label).get_by_role("option").nth(nth_option).click()
     settle(page)
+
+
+def plotly_traces(page, nth: int = 0) -> list[dict]:
+    """The traces the ``nth`` plotly chart on the page draws (plotly.js's own ``gd._fullData``,
+    where typed arrays sent as base64 are decoded): name, x, y (and z) of each."""
+    return page.evaluate(
+        "n => [...document.querySelectorAll('[data-testid=\"stPlotlyChart\"] .js-plotly-plot')][n]"
+        "._fullData.map(t => ({name: t.name || '', x: Array.from(t.x || []), y: Array.from(t.y || []),"
+        " z: Array.from(t.z || []), type: t.type || 'scatter'}))", nth)
+
+
+def click_plot(page, x: float, y: float, nth: int = 0) -> None:
+    """Click the ``nth`` 2-D plotly chart at data coordinates (x, y) (a real mouse click at the
+    pixel plotly.js maps them to)."""
+    px = page.evaluate(
+        "([n, x, y]) => { const gd = [...document.querySelectorAll("
+        "'[data-testid=\"stPlotlyChart\"] .js-plotly-plot')][n]; const L = gd._fullLayout;"
+        " const r = gd.getBoundingClientRect();"
+        " return [r.left + L._size.l + L.xaxis.l2p(x), r.top + L._size.t + L.yaxis.l2p(y)]; }",
+        [nth, x, y])
+    page.mouse.click(px[0], px[1])
