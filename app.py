@@ -12,6 +12,10 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# numba reads its cache folder once, when first imported (by umap, on the Movement page): keep the
+# compiled code in a per-user folder that outlives the server, so only the first start compiles.
+_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+os.environ.setdefault("NUMBA_CACHE_DIR", str(_CACHE / "nudge-explorer" / "numba"))
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
@@ -20,7 +24,7 @@ import streamlit as st  # noqa: E402
 from explorer_app import session  # noqa: E402
 from nudge_core.projection import start_warm_up  # noqa: E402
 
-st.set_page_config(page_title="NUDGE Explorer", page_icon=":material/explore:", layout="wide")
+st.set_page_config(page_title="NUDGE Explorer", page_icon="🧭", layout="wide")
 session.init_session()
 if not os.environ.get("NUDGE_NO_WARMUP"):
     start_warm_up()  # compile UMAP's numba code once per server process, in the background

@@ -5,9 +5,11 @@ embeddings and the queries are then placed with the same fitted mapping (UMAP's 
 the same linear map for PCA). Every unmoved record therefore keeps its place, and an arrow from a
 record's old to its new position shows where fine-tuning pushed it relative to the fixed landscape.
 A joint fit of before+after would let the whole map drift and make the arrows meaningless; two
-separate fits would need an alignment step that distorts small moves. UMAP uses the cosine metric,
-so NUDGE-M's change of norm is not visible, only its change of direction (which is what changes
-rankings for a fixed query norm).
+separate fits would need an alignment step that distorts small moves. Both maps take unit-length
+vectors (every record and query divided by its length; PCA's distances between them order pairs as
+cosine similarity does, UMAP uses the cosine metric), so a map shows changes of direction only:
+NUDGE-M's change of length must be drawn separately (the app colours moved records by it).
+:func:`why_moved` lists what pulled one record and how its similarities and ranks changed.
 
 UMAP (umap-learn) compiles numba code on its first use in a process; :func:`start_warm_up` runs
 that once in a background thread. :data:`UMAP_LOCK` keeps two UMAP runs from overlapping.
@@ -23,7 +25,7 @@ import numpy as np
 
 from .data import QuerySet
 from .progress import Progress
-from .retrieval import normalize_rows
+from .retrieval import normalize_rows, row_norms
 
 #: Held while a UMAP fit/transform runs: numba-parallel UMAPs must not overlap.
 UMAP_LOCK = threading.Lock()
@@ -35,6 +37,47 @@ PROJECTIONS = ("umap", "pca")
 #: Warm-up state shared by the process: status "idle" | "running" | "done" | "failed".
 WARM_UP: dict = {"status": "idle", "seconds": None, "error": None, "started": None}
 _WARM_LOCK = threading.Lock()
+
+
+def cache_compiled_code() -> int:
+    """Make numba keep umap's (and pynndescent's) compiled code on disk; returns how many
+    functions it newly applies to. Call after ``import umap``, before the first fit.
+
+    umap-learn marks one of its numba functions ``cache=True``, so every new process compiled the
+    rest again (1.5-8 minutes on a busy server). Each jitted function of their loaded modules is
+    asked to cache in numba's cache folder ($NUMBA_CACHE_DIR, which ``app.py`` points at a
+    per-user folder before numba is imported); numba keys each entry by the source file's
+    modification time and the function's signature, so an upgraded package recompiles.
+
+    This leans on numba internals (``numba.core.caching.NullCache``, a dispatcher's ``_cache``):
+    when a numba release moves them, nothing is cached (returns 0) and UMAP compiles as before,
+    rather than the map failing."""
+    import sys
+    import warnings
+
+    try:
+        from numba.core.caching import NullCache
+        from numba.core.errors import NumbaWarning
+        from numba.core.registry import CPUDispatcher
+    except ImportError:
+        return 0
+
+    # a few use global arrays and cannot be cached: numba then compiles them as before
+    warnings.filterwarnings("ignore", message="Cannot cache compiled function",
+                            category=NumbaWarning)
+
+    done = 0
+    for name, module in list(sys.modules.items()):
+        if module is None or name.split(".")[0] not in ("umap", "pynndescent"):
+            continue
+        for obj in list(vars(module).values()):
+            if isinstance(obj, CPUDispatcher) and isinstance(getattr(obj, "_cache", None), NullCache):
+                try:
+                    obj.enable_caching()
+                except Exception:  # noqa: BLE001 - an internal that moved: compile as before
+                    continue
+                done += 1
+    return done
 
 
 def warm_up(n: int = 4200, dim: int = 8) -> float:
@@ -50,6 +93,7 @@ def warm_up(n: int = 4200, dim: int = 8) -> float:
     try:
         import umap
 
+        cache_compiled_code()
         x = np.random.default_rng(0).standard_normal((n, dim)).astype(np.float32)
         with UMAP_LOCK:
             model = umap.UMAP(n_neighbors=15, metric="cosine", random_state=0, n_epochs=10,
@@ -155,6 +199,7 @@ def compute_layout(originals: np.ndarray, moved_rows: np.ndarray, moved_emb: np.
     else:
         import umap
 
+        cache_compiled_code()
         with UMAP_LOCK:
             model = umap.UMAP(n_neighbors=min(n_neighbors, max(2, len(rows) - 1)), metric="cosine",
                               random_state=seed, n_epochs=n_epochs, low_memory=True)
@@ -186,3 +231,46 @@ def positions(layout: Layout, rows, after: bool = False) -> np.ndarray:
         elif r in where:
             out.append(layout.xy[where[r]])
     return np.array(out, dtype=np.float32).reshape(-1, 2)
+
+
+@dataclass
+class WhyMoved:
+    """Why record ``row`` moved. ``shift``: ‖e − v‖ (v its unit original, e its new vector);
+    ``norm_before`` / ``norm_after``: ‖v‖ (1) and ‖e‖ (NUDGE-M lengthens, NUDGE-N keeps 1);
+    per pulling training query (positions ``query_pos`` in the training set, ids ``query_ids``):
+    cosine similarity ``cos_before`` / ``cos_after`` to v / e, and the record's rank for that
+    query ``rank_before`` / ``rank_after`` (1 = first) among all records as each index scores
+    them (inner product on the vectors it holds; ties counted in the record's favour)."""
+
+    row: int
+    shift: float
+    norm_before: float
+    norm_after: float
+    query_pos: np.ndarray
+    query_ids: list[str]
+    cos_before: np.ndarray
+    cos_after: np.ndarray
+    rank_before: np.ndarray
+    rank_after: np.ndarray
+
+
+def why_moved(row: int, before: np.ndarray, after: np.ndarray, train: QuerySet,
+              max_queries: int = 50) -> WhyMoved:
+    """The pulls behind record ``row``'s move: ``before`` / ``after`` (n, d) are the record
+    vectors searched without / with fine-tuning (e.g. ``MethodResult.embeddings``), ``train``
+    the training queries. Ranks cost one (n, d) product per pulling query (at most
+    ``max_queries`` listed)."""
+    if not 0 <= row < before.shape[0]:
+        raise ValueError(f"record row {row} is outside 0..{before.shape[0] - 1}")
+    pos = np.array([j for j, ans in enumerate(train.answers) if row in ans],
+                   dtype=np.int64)[:max_queries]
+    q = np.asarray(train.emb[pos], dtype=np.float32).reshape(-1, before.shape[1])
+    v, e = np.asarray(before[row], np.float32), np.asarray(after[row], np.float32)
+    qn = np.maximum(row_norms(q), 1e-12)
+    sb, sa = q @ np.asarray(before).T, q @ np.asarray(after).T  # (p, n) scores
+    rank_b = 1 + (sb > sb[:, row:row + 1]).sum(axis=1)  # its own score from the same product
+    rank_a = 1 + (sa > sa[:, row:row + 1]).sum(axis=1)
+    nv, ne = float(np.linalg.norm(v)), float(np.linalg.norm(e))
+    return WhyMoved(int(row), float(np.linalg.norm(e - v)), nv, ne, pos,
+                    [train.ids[j] for j in pos], (q @ v) / (qn * max(nv, 1e-12)),
+                    (q @ e) / (qn * max(ne, 1e-12)), rank_b, rank_a)
