@@ -11,6 +11,7 @@ import streamlit as st
 from nudge_core.registry import label
 
 from . import folders
+from .ood_sets import bundled_ood_dir
 from .runs import default_settings
 from .sources import bundled_source, upload_limit_mb
 
@@ -27,7 +28,8 @@ PAGES = (("pages/data.py", "1 · Data", "data"),
          ("pages/export.py", "7 · Export", "export"),
          # last: it needs no dataset and leaves the workflow pages' numbers as they were
          ("pages/playground.py", "8 · Playground", "playground"),
-         ("pages/serving.py", "9 · Serving", "serving"))
+         ("pages/serving.py", "9 · Serving", "serving"),
+         ("pages/compare.py", "10 · Compare runs", "compare"))
 
 
 def navigation_pages() -> list[st.Page]:
@@ -42,7 +44,9 @@ def init_session() -> None:
     if "source" not in ss:
         folders.process_root()  # the process's upload root; the first one clears dead servers' roots
         ss.source = bundled_source()
-    ss.setdefault("split_cfg", dict(DEFAULT_SPLIT))
+    # the bundled example ships an OOD query set: check it from the first visit on
+    ss.setdefault("split_cfg", dict(DEFAULT_SPLIT, ood="bundled" if ss.source["kind"] == "bundled"
+                                    and bundled_ood_dir(ss.source) is not None else "none"))
     ss.setdefault("settings_cfg", default_settings())
     ss.setdefault("upload", None)  # {"key", "content", "dataset", "model", "models", "files", ...}
     ss.setdefault("ood_upload", None)  # {"key", "queries", "data_key", "files"}
