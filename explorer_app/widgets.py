@@ -1,17 +1,23 @@
 """Small Streamlit helpers the pages share: the one error boundary every page runs under, an
-error box for engine errors, an uploader whose every drop replaces the last, a progress slot."""
+error box for engine errors, an uploader whose every drop replaces the last, a progress slot, the
+panel of a background job (progress, Cancel, polling)."""
 
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 from contextlib import contextmanager
 
+import numpy as np
 import streamlit as st
 from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
 
 from nudge_core.errors import DataError, SpecError
+from nudge_core.registry import label
 
+from . import jobs
+from .figures import gamma_axis
 from .folders import scrub
 
 LOG = logging.getLogger("nudge_explorer")
@@ -73,3 +79,101 @@ class ProgressSlot:
 
     def clear(self) -> None:
         self.box.empty()
+
+
+#: Seconds between two looks of a page at its background job (a fragment rerun: cheap).
+POLL_SECONDS = float(os.environ.get("NUDGE_JOB_POLL", "1.0"))
+
+
+def job_panel(job: jobs.Job, key: str, forget, cancel) -> None:
+    """What a page shows while ``job`` (the slow methods of its run) is not merged in: a
+    progress bar with a Cancel button that polls the job and reruns the page when it ends; or
+    the job's end (cancelled, failed) with a button to run it again (``forget(key)`` first).
+    ``cancel()`` is this session's Cancel (:meth:`jobs.JobRegistry.cancel`)."""
+    if job.state == jobs.RUNNING:
+        _running(job, cancel)
+        return
+    if job.state == jobs.CANCELLED:
+        stopping = " (stopping at its next progress report)" if job.stopping else ""
+        st.info(f"**{job.label}**: cancelled{stopping}. The other methods' numbers are shown.",
+                icon=":material/cancel:")
+    else:
+        if not isinstance(job.error, (DataError, SpecError, ValueError)):
+            LOG.error("background job %s failed", job.label, exc_info=job.error)
+        show_error(f"{job.label} failed: {job.error}")
+    if st.button(f"Run {job.label} again", key="job_again"):
+        forget(key)
+        st.rerun()
+
+
+@st.fragment(run_every=POLL_SECONDS)
+def _running(job: jobs.Job, cancel) -> None:
+    with page_errors():
+        if job.state != jobs.RUNNING:  # done, failed or cancelled: redraw the whole page
+            st.rerun()
+        with st.container(border=True):
+            st.markdown(f"**{job.label} still running…** The numbers shown are the other "
+                        "methods'; this page fills in by itself when it is done (you may leave "
+                        "it, or reload: the run goes on).")
+            ahead = sum(j.started is not None for j in jobs.JOBS.running())
+            text = (f"waiting for a free worker ({ahead} runs ahead)" if job.queued
+                    else f"{job.message} · {job.seconds:.0f} s")
+            st.progress(job.fraction, text=text)
+            if st.button("Cancel", key="job_cancel", icon=":material/stop_circle:"):
+                cancel()
+                st.rerun()
+
+
+# ---------------------------------------------------------------- the γ sliders of the Fine-tune page
+#: Notches of a γ slider over the chart's axis.
+SLIDER_STEPS = 400
+
+
+def slider_stops(curve_gammas: np.ndarray, chosen: float | None) -> tuple[float, float]:
+    """(top, step) of a γ slider: it runs over the chart's γ axis (:func:`figures.gamma_axis`,
+    so every notch lands on the drawn part of the curve; ``top`` is within one step of the
+    axis' end), and its step divides the chosen γ, so one notch is the chosen γ (up to
+    rounding; the "back" button sets it exactly)."""
+    top = max(gamma_axis(curve_gammas, chosen)[1], float(chosen or 0.0))
+    if not chosen or chosen <= 0:
+        return top, top / SLIDER_STEPS
+    step = float(chosen) / max(1, round(float(chosen) / (top / SLIDER_STEPS)))
+    # the last whole notch (the browser's slider would round a top between notches up, past
+    # the axis); never below the chosen γ, which is a notch itself
+    return max(float(chosen), np.floor(top / step + 1e-9) * step), step
+
+
+def _set(key: str, value: float) -> None:
+    st.session_state[key] = value
+
+
+def gamma_slider(method: str, res, curve_gammas: np.ndarray, snap: bool, run_key: str) -> float:
+    """``method``'s γ slider (``res``: its MethodResult) and a button back to the chosen γ;
+    returns the γ to re-score at. A new run (``run_key``) puts it at that run's chosen γ.
+    ``snap``: a select slider over the validation curve's events (where some ranking changes)
+    that lie on the chart's axis, with the chosen γ among them."""
+    ss = st.session_state
+    gamma = float(res.gamma)
+    top, step = slider_stops(curve_gammas, gamma)
+    key = f"slider_{method}"
+    # a new fit, or a return to this page (Streamlit then dropped the widget's value): the
+    # slider starts at the fit's chosen γ
+    if ss.get(f"slider_run_{method}") != run_key or key not in ss:
+        ss[f"slider_run_{method}"] = run_key
+        ss[key] = gamma
+    ss[key] = min(max(float(ss[key]), 0.0), top)
+    events = np.asarray(curve_gammas, dtype=float)
+    events = events[(events >= 0) & (events <= top)]
+    if snap and len(events) > 1:
+        key = f"snap_{method}_{run_key}"
+        picks = np.unique(np.concatenate([events[np.linspace(0, len(events) - 1, min(
+            len(events), 2000)).astype(int)], [gamma]]))  # at most ~2,000 stops
+        if key not in ss or ss[key] not in picks:
+            ss[key] = gamma
+        value = st.select_slider(f"{label(method)} γ (events)", options=picks.tolist(),
+                                 format_func=lambda x: f"{x:.4g}", key=key)
+    else:
+        value = st.slider(f"{label(method)} γ", 0.0, top, step=step, format="%.4g", key=key)
+    st.button(f"back to the chosen γ = {gamma:.4g}", key=f"back_{method}", on_click=_set,
+              args=(key, gamma), disabled=value == gamma, icon=":material/undo:", type="tertiary")
+    return float(value)

@@ -52,7 +52,9 @@ class MethodSpec:
     ``metric``: how its index scores ("ip" inner product, "cos" cosine = ip on unit-norm
     records); ``objective``: the validation objective, in words; ``gamma``: its γ bounds and
     default choice (None: the method has no γ); ``gamma_flag``: its CLI γ flag
-    (``--gamma-<gamma_flag>``); ``params``: further settings; ``default``: in the default list."""
+    (``--gamma-<gamma_flag>``); ``params``: further settings; ``default``: in the default list;
+    ``slow``: its fit takes tens of seconds to minutes, so the app runs it in the background and
+    shows the fast methods' numbers first (``explorer_app/jobs.py``)."""
 
     name: str
     label: str
@@ -65,6 +67,7 @@ class MethodSpec:
     gamma_flag: str | None = None
     params: tuple[Param, ...] = ()
     default: bool = True
+    slow: bool = False
 
     def build(self, **settings) -> FineTuner:
         """A fresh estimator with ``settings`` (its ``__init__`` keywords)."""
@@ -130,7 +133,7 @@ register(MethodSpec(
     objective="validation top-1 accuracy (share of validation queries whose first result is "
               "relevant), checked after every training epoch; the best epoch's matrix is kept",
     params=(Param("max_epochs", "--adaptor-epochs", 200, 1, 100_000,
-                  "adaptor epoch cap (default 200)"),)))
+                  "adaptor epoch cap (default 200)"),), slow=True))
 register(MethodSpec(
     "nudge-m", "NUDGE-M", "#1f77b4", NudgeM, changes="records", metric="ip",
     objective="validation hit@1 (share of validation queries whose first result is relevant), "
@@ -152,9 +155,9 @@ _MODEL_FT_OBJECTIVE = ("validation hit@1 (share of validation queries whose firs
                        "weights and corpus encoding are kept")
 register(MethodSpec(
     "full-ft", "full fine-tuning", "#8c564b", FullFineTune, changes="records", metric="cos",
-    objective=_MODEL_FT_OBJECTIVE, params=(_EPOCHS, _BATCH), default=False))
+    objective=_MODEL_FT_OBJECTIVE, params=(_EPOCHS, _BATCH), default=False, slow=True))
 register(MethodSpec(
     "lora", "LoRA", "#e377c2", LoraFineTune, changes="records", metric="cos",
     objective=_MODEL_FT_OBJECTIVE,
     params=(_EPOCHS, _BATCH, Param("lora_rank", "--lora-rank", 8, 1, 256,
-                                   "LoRA adapter rank (default 8)")), default=False))
+                                   "LoRA adapter rank (default 8)")), default=False, slow=True))

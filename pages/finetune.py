@@ -9,7 +9,8 @@ import streamlit as st
 
 from explorer_app import runs, session
 from explorer_app.figures import gamma_axis, gamma_curve_figure
-from explorer_app.widgets import page_errors
+from explorer_app.flags import show_flags
+from explorer_app.widgets import gamma_slider, page_errors
 from nudge_core import registry
 from nudge_core.registry import label
 from nudge_core.runspec import SpecError
@@ -29,14 +30,19 @@ with page_errors():  # the page's one error boundary: tracebacks go to the log
     MODES = ["automatic", "fixed", "range", "exact"]
     FAMILIES = {"own": "each method's own", "hit": "hit@1", "recall": "recall@k", "ndcg": "NDCG@k",
                 "mrr": "MRR@k"}
+    unavailable = runs.unavailable_now()
     with st.form("settings"):
         gamma_methods = registry.gamma_methods()
+        # full width: the tags of every method stay readable
+        cfg["methods"] = st.multiselect(
+            "Methods (no fine-tuning is always included)",
+            [n for n in registry.names() if n != registry.REFERENCE],
+            default=[m for m in cfg["methods"] if m in registry.names()],
+            format_func=lambda n: label(n) + (" (unavailable here)" if n in unavailable else ""))
+        for name, why in unavailable.items():
+            st.caption(f"**{label(name)}** {why}.")
         c1, *gamma_cols = st.columns([1.3] + [1.2] * len(gamma_methods))
         with c1:
-            cfg["methods"] = st.multiselect(
-                "Methods (no fine-tuning is always included)",
-                [n for n in registry.names() if n != registry.REFERENCE],
-                default=[m for m in cfg["methods"] if m in registry.names()], format_func=label)
             family, _, k = (cfg.get("objective") or "own@10").partition("@")
             o1, o2 = st.columns([2, 1])
             family = o1.selectbox("Validation objective (chooses γ)", list(FAMILIES),
@@ -48,11 +54,14 @@ with page_errors():  # the page's one error boundary: tracebacks go to the log
                                      index=["smallest", "plateau-middle"].index(cfg.get("choose", "smallest")),
                                      help="smallest γ reaching the best value (the paper's rule), or "
                                           "the middle of the widest best plateau (exact search only)")
-            for name in registry.names():
-                for p in registry.get(name).params:
-                    cfg["params"].setdefault(name, {})[p.name] = int(st.number_input(
-                        f"{label(name)}: {p.help}", p.minimum, None,
-                        int(cfg["params"].get(name, {}).get(p.name, p.default)), key=f"param_{name}_{p.name}"))
+            # folded: the form stays short, so the results below show on the first screen
+            with st.expander("Method parameters (epochs, val_k, batch size, LoRA rank, …)"):
+                for name in registry.names():
+                    for p in registry.get(name).params:
+                        cfg["params"].setdefault(name, {})[p.name] = int(st.number_input(
+                            f"{label(name)}: {p.help}", p.minimum, None,
+                            int(cfg["params"].get(name, {}).get(p.name, p.default)),
+                            key=f"param_{name}_{p.name}"))
         for col, name in zip(gamma_cols, gamma_methods):
             bounds = registry.get(name).gamma
             high = bounds.high if np.isfinite(bounds.high) else None
@@ -76,8 +85,12 @@ with page_errors():  # the page's one error boundary: tracebacks go to the log
                                                     key=f"step_{name}"))]
         submitted = st.form_submit_button("Fit", type="primary")
     if submitted:
+        blocked = [m for m in cfg["methods"] if m in unavailable]
         if not cfg["methods"]:
             st.error("Choose at least one method.")
+        elif blocked:  # said before anything runs, not as a failure after
+            st.error(" ".join(f"{label(m)} cannot run here: it {unavailable[m]}." for m in blocked),
+                     icon=":material/block:")
         else:
             try:
                 for name in cfg["methods"]:
@@ -95,10 +108,13 @@ with page_errors():  # the page's one error boundary: tracebacks go to the log
                      "validation objective": getattr(est, "objective_", None),
                      "records moved": len(est.moved_) if hasattr(est, "moved_") else None,
                      "test NDCG@10": res.metrics["ndcg@10"]})
+    for name in runs.pending_methods(result):  # fitted in the background (see the panel above)
+        rows.append({"method": f"{label(name)} (not done)"})
     st.dataframe(rows, hide_index=True, width="stretch")
     st.caption(f"Whole run: {result.seconds:.2f} s. Split: {result.split.description}; "
                f"{len(result.split.train)} train, {len(result.split.val)} validation, "
                f"{len(result.test)} test queries.")
+    show_flags(result)  # bad-result warnings (and the last sweep's peak), where users look first
 
     nudges = [m for m in result.methods if registry.get(m).gamma is not None]
     if not nudges:
@@ -107,54 +123,49 @@ with page_errors():  # the page's one error boundary: tracebacks go to the log
         st.stop()
 
     st.subheader("Re-score at any γ")
-    snap = st.toggle("Snap the sliders to the validation curve's events (where some ranking "
-                     "changes)", key="snap_events")
-    current, cols = {}, st.columns(len(nudges))
-    run_key = runs.run_key()
-    for col, m in zip(cols, nudges):
-        res = result.methods[m]
-        high = registry.get(m).gamma.high
-        top = float(high) if np.isfinite(high) else float(max(1.0, 4 * (res.gamma or 0)))
-        # a new fit, or a return to this page (Streamlit then dropped the widget's value): the
-        # slider starts at the fit's chosen γ
-        if ss.get(f"slider_run_{m}") != run_key or f"slider_{m}" not in ss:
-            ss[f"slider_run_{m}"] = run_key
-            ss[f"slider_{m}"] = float(min(res.gamma, top))
-        with col:
-            events = res.estimator.curve_gammas_
-            events = events[(events >= 0) & (events <= top)]
-            if snap and len(events) > 1:
-                picks = np.unique(np.concatenate([events[np.linspace(0, len(events) - 1, min(
-                    len(events), 2000)).astype(int)], [res.gamma]]))  # at most ~2,000 stops
-                g = st.select_slider(f"{label(m)} γ (events)", options=picks.tolist(),
-                                     value=float(res.gamma), format_func=lambda x: f"{x:.4g}",
-                                     key=f"snap_{m}_{run_key}")
-            else:
-                g = st.slider(f"{label(m)} γ", 0.0, top, step=top / 400, format="%.3f",
-                              key=f"slider_{m}")
-            current[m] = g
-            metrics, seconds = runs.rescorer(result, m).timed_metrics(g)
-            a, b = st.columns(2)
-            a.metric("test NDCG@10", f"{metrics['ndcg@10']:.4f}",
-                     f"{metrics['ndcg@10'] - res.metrics['ndcg@10']:+.4f} vs chosen γ")
-            b.metric("test Recall@10", f"{metrics['recall@10']:.4f}",
-                     f"{metrics['recall@10'] - res.metrics['recall@10']:+.4f} vs chosen γ")
-            st.caption(f"re-scored {len(result.test)} test queries in {seconds * 1000:.0f} ms "
-                       f"(no refit; chosen γ = {res.gamma:.4g})")
 
-    show_test = st.toggle("Also show test NDCG@10 along the same γ axis", value=True)
-    curves = {m: (result.methods[m].estimator.curve_gammas_, result.methods[m].estimator.curve_objective_)
-              for m in nudges}
-    chosen = {m: result.methods[m].gamma for m in nudges}
-    test_curves = None
-    if show_test:
-        test_curves = {}
-        for m in nudges:
-            grid = np.linspace(*gamma_axis(curves[m][0], chosen[m]), 120)  # sampled where the axis is
-            test_curves[m] = (grid, runs.test_curve(result, m, grid))
-    exact = {m: (result.methods[m].estimator.curve_.lo, result.methods[m].estimator.curve_.hi)
-             for m in nudges if getattr(result.methods[m].estimator, "curve_", None) is not None}
-    st.plotly_chart(gamma_curve_figure(curves, chosen, test_curves, current, exact), width="stretch")
+    @st.fragment  # a slider move reruns this block only (not the form, the table, the run)
+    def rescore(result, nudges: list[str], run_key: str) -> None:
+        with page_errors():
+            t1, t2 = st.columns(2)
+            snap = t1.toggle("Snap the sliders to the validation curve's events (where some "
+                             "ranking changes)", key="snap_events")
+            show_test = t2.toggle("Also show test NDCG@10 along the same γ axis", value=True)
+            ests = {m: result.methods[m].estimator for m in nudges}
+            curves = {m: (ests[m].curve_gammas_, ests[m].curve_objective_) for m in nudges}
+            chosen = {m: result.methods[m].gamma for m in nudges}
+            # the slider directly above the chart it moves, the numbers beside: on screen together
+            left, right = st.columns([3, 1], gap="medium", vertical_alignment="top")
+            current = {}
+            with left:
+                for col, m in zip(st.columns(len(nudges)), nudges):
+                    with col:
+                        current[m] = gamma_slider(m, result.methods[m], curves[m][0], snap, run_key)
+            for m in nudges:
+                res = result.methods[m]
+                metrics, seconds = runs.rescorer(result, m).timed_metrics(current[m])
+                with right:
+                    st.markdown(f"**{label(m)}** at γ = {current[m]:.4g}")
+                    st.metric("test NDCG@10", f"{metrics['ndcg@10']:.4f}",
+                              f"{metrics['ndcg@10'] - res.metrics['ndcg@10']:+.4f} vs chosen γ")
+                    st.metric("test Recall@10", f"{metrics['recall@10']:.4f}",
+                              f"{metrics['recall@10'] - res.metrics['recall@10']:+.4f} vs chosen γ")
+                    st.caption(f"re-scored {len(result.test)} test queries in "
+                               f"{seconds * 1000:.0f} ms (no refit; chosen γ = {res.gamma:.4g})")
+            test_curves = None
+            if show_test:
+                test_curves = {}
+                for m in nudges:
+                    # sampled where the axis is
+                    grid = np.linspace(*gamma_axis(curves[m][0], chosen[m]), 120)
+                    test_curves[m] = (grid, runs.test_curve(result, m, grid))
+            exact = {m: (ests[m].curve_.lo, ests[m].curve_.hi) for m in nudges
+                     if getattr(ests[m], "curve_", None) is not None}
+            with left:
+                st.plotly_chart(gamma_curve_figure(curves, chosen, test_curves, current, exact),
+                                width="stretch")
+
+    rescore(result, nudges, runs.run_key())
     for m in nudges:
         facts = result.methods[m].estimator.describe()
         where = (f"exactly over [{facts['gamma_bounds'][0]:g}, {facts['gamma_bounds'][1]:g}]"
