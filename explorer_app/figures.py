@@ -7,6 +7,7 @@ from the engine (:mod:`nudge_core.experiment`, :mod:`nudge_core.sensitivity`,
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 
 import numpy as np
@@ -14,6 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from nudge_core import registry
+from nudge_core.exports import ood_rows
 from nudge_core.metrics import KS
 from nudge_core.registry import colour, label
 from nudge_core.significance import TIE_TOLERANCE
@@ -27,7 +29,7 @@ def _exact_curve(method: str) -> bool:
     return registry.get(method).gamma.default_grid is None
 
 
-def _layout(fig: go.Figure, title: str, height: int = 420) -> go.Figure:
+def base_layout(fig: go.Figure, title: str, height: int = 420) -> go.Figure:
     fig.update_layout(title=dict(text=title, x=0, xanchor="left"), height=height,
                       margin=dict(l=50, r=20, t=60, b=110),
                       legend=dict(orientation="h", yanchor="top", y=-0.16, x=0, xanchor="left"))
@@ -66,10 +68,10 @@ def gamma_curve_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]],
                           annotation_text="allowed γ", annotation_position="top left")
         if m in chosen:
             fig.add_vline(x=chosen[m], line=dict(color="black", dash="dash"), row=1, col=i,
-                          annotation_text=f"chosen γ={chosen[m]:.3g}", annotation_position="top right")
+                          annotation_text=f"chosen γ={chosen[m]:.4g}", annotation_position="top right")
         if current and m in current:
             fig.add_vline(x=current[m], line=dict(color="#ff7f0e", width=2), row=1, col=i,
-                          annotation_text=f"slider γ={current[m]:.3g}", annotation_position="bottom right")
+                          annotation_text=f"slider γ={current[m]:.4g}", annotation_position="bottom right")
         if test_curves and m in test_curves:
             tg, tv = test_curves[m]
             fig.add_trace(go.Scatter(x=tg, y=tv, mode="lines", line=dict(color=colour(m), dash="dot"),
@@ -82,7 +84,12 @@ def gamma_curve_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]],
         fig.update_xaxes(title_text="γ", range=gamma_axis(g, chosen.get(m)), row=1, col=i)
         fig.update_yaxes(title_text="validation objective" if i == 1 else None, row=1, col=i,
                          secondary_y=False)
-    return _layout(fig, "Validation objective vs γ (dashed line: the γ NUDGE picks)", 430)
+    return base_layout(fig, "Validation objective vs γ (dashed line: the γ NUDGE picks)", 430)
+
+
+#: How each metric family of :func:`nudge_core.metrics.evaluate` is named on charts.
+FAMILY_LABELS = {"ndcg": "NDCG", "recall": "Recall", "recall_uncapped": "Recall (uncapped)",
+                 "mrr": "MRR"}
 
 
 def metrics_by_k_figure(metrics: dict[str, dict[str, float]], family: str = "ndcg") -> go.Figure:
@@ -91,9 +98,10 @@ def metrics_by_k_figure(metrics: dict[str, dict[str, float]], family: str = "ndc
     for m, values in metrics.items():
         fig.add_trace(go.Scatter(x=list(KS), y=[values[f"{family}@{k}"] for k in KS],
                                  mode="lines+markers", name=label(m), line=dict(color=colour(m))))
+    name = FAMILY_LABELS.get(family, family)
     fig.update_xaxes(title_text="k", type="category")
-    fig.update_yaxes(title_text=f"{family.upper() if family != 'ndcg' else 'NDCG'}@k")
-    return _layout(fig, f"Test {family.upper() if family != 'ndcg' else 'NDCG'}@k by method", 380)
+    fig.update_yaxes(title_text=f"{name}@k")
+    return base_layout(fig, f"Test {name}@k by method", 380)
 
 
 def delta_figure(comparisons: dict[str, dict[str, dict[str, float]]], metric: str = "ndcg@10",
@@ -110,7 +118,7 @@ def delta_figure(comparisons: dict[str, dict[str, dict[str, float]]], metric: st
         insidetextanchor="start",
         showlegend=False))
     fig.update_yaxes(title_text=f"Δ {metric} (after − before)", zeroline=True)
-    return _layout(fig, title or f"Change in test {metric} with 95% bootstrap interval", 380)
+    return base_layout(fig, title or f"Change in test {metric} with 95% bootstrap interval", 380)
 
 
 def per_query_scatter(before: np.ndarray, after: np.ndarray, ids: Sequence[str], method: str,
@@ -135,7 +143,7 @@ def per_query_scatter(before: np.ndarray, after: np.ndarray, ids: Sequence[str],
                              showlegend=False, hoverinfo="skip"))
     fig.update_xaxes(title_text=f"{metric} before", range=[-0.04, 1.04])
     fig.update_yaxes(title_text=f"{metric} after ({label(method)})", range=[-0.04, 1.04])
-    return _layout(fig, f"Per-query {metric}: {label(method)} vs no fine-tuning", 520)
+    return base_layout(fig, f"Per-query {metric}: {label(method)} vs no fine-tuning", 520)
 
 
 def ood_figure(rows: Sequence[dict], metric: str = "ndcg@10") -> go.Figure:
@@ -154,86 +162,7 @@ def ood_figure(rows: Sequence[dict], metric: str = "ndcg@10") -> go.Figure:
             text=[f"{r['delta']:+.3f}" for r in sel], textposition="inside", insidetextanchor="start"))
     fig.update_layout(barmode="group")
     fig.update_yaxes(title_text=f"Δ {metric} vs no fine-tuning", zeroline=True)
-    return _layout(fig, f"Gain in {metric}: in-distribution vs out-of-distribution test queries", 420)
-
-
-def movement_figure(layout, counts: np.ndarray, *, arrows: int = 50, shift: np.ndarray | None = None,
-                    queries: dict[str, np.ndarray] | None = None,
-                    highlight: dict[str, np.ndarray] | None = None, title: str = "") -> go.Figure:
-    """Records before (grey → coloured by pull count), arrows from old to new position for the
-    ``arrows`` records that moved most, queries overlaid; ``highlight`` maps a label to record rows
-    drawn as large markers (e.g. a query's relevant records, its top-k before and after)."""
-    fig = go.Figure()
-    points = [np.asarray(xy).reshape(-1, 2) for xy in (highlight or {}).values()]
-    points = np.vstack(points) if points else np.zeros((0, 2))
-    box = None
-    if len(points):  # zoom onto the picked query's neighbourhood
-        lo, hi = points.min(axis=0), points.max(axis=0)
-        pad = np.maximum((hi - lo) * 0.25, 1.0)
-        box = (lo - pad, hi + pad)
-
-    def inside(p: np.ndarray) -> bool:
-        return box is None or bool(np.all(p >= box[0]) and np.all(p <= box[1]))
-
-    c = np.asarray(counts)[layout.rows]
-    idle = c == 0
-    fig.add_trace(go.Scattergl(x=layout.xy[idle, 0], y=layout.xy[idle, 1], mode="markers",
-                               marker=dict(color="#c7c7c7", size=3), name="records no training query pulls",
-                               hoverinfo="skip"))
-    pulled = ~idle
-    if pulled.any():
-        fig.add_trace(go.Scattergl(
-            x=layout.xy[pulled, 0], y=layout.xy[pulled, 1], mode="markers",
-            marker=dict(color=c[pulled], size=5, colorscale="Viridis", showscale=True,
-                        colorbar=dict(title="training<br>queries", len=0.6)),
-            name="records pulled (before)", text=[f"row {r}: {n} training queries" for r, n in
-                                                  zip(layout.rows[pulled], c[pulled])],
-            hoverinfo="text"))
-    if len(layout.moved_rows):
-        fig.add_trace(go.Scattergl(x=layout.after[:, 0], y=layout.after[:, 1], mode="markers",
-                                   marker=dict(color="#ff9896", size=5, symbol="diamond"),
-                                   name="moved records (after)", hoverinfo="skip"))
-        # most moved in embedding space first; among equal shifts (NUDGE-M moves all by γ), the
-        # ones that moved furthest on the map
-        disp = np.linalg.norm(layout.after - layout.before, axis=1)
-        size = np.round(np.asarray(shift), 4) if shift is not None else np.zeros(len(disp))
-        order = np.lexsort((-disp, -size))[:arrows]
-        if len(order):
-            xs = np.column_stack([layout.before[order, 0], layout.after[order, 0],
-                                  np.full(len(order), np.nan)]).ravel()
-            ys = np.column_stack([layout.before[order, 1], layout.after[order, 1],
-                                  np.full(len(order), np.nan)]).ravel()
-            fig.add_trace(go.Scattergl(x=xs, y=ys, mode="lines", line=dict(color="#d62728", width=2),
-                                       name=f"movement of the {len(order)} records that moved most",
-                                       hoverinfo="skip", connectgaps=False))
-        for i in order:
-            if not (inside(layout.before[i]) and inside(layout.after[i])):
-                continue  # arrowheads are not clipped to the plot area
-            fig.add_annotation(x=layout.after[i, 0], y=layout.after[i, 1], ax=layout.before[i, 0],
-                               ay=layout.before[i, 1], xref="x", yref="y", axref="x", ayref="y",
-                               showarrow=True, arrowhead=2, arrowsize=1, arrowwidth=2,
-                               arrowcolor="#d62728", text="")
-    marks = {"train": ("triangle-up", "#2ca02c"), "test": ("x", "#1f77b4"), "ood": ("cross", "#ff7f0e"),
-             "val": ("triangle-down", "#8c564b")}
-    for name, xy in (queries or {}).items():
-        sym, col = marks.get(name, ("circle-open", "black"))
-        fig.add_trace(go.Scattergl(x=xy[:, 0], y=xy[:, 1], mode="markers",
-                                   marker=dict(symbol=sym, color=col, size=7, opacity=0.8),
-                                   name=f"{name} queries", hoverinfo="skip"))
-    styles = {0: ("star", "#ffd700", 16), 1: ("circle-open", "#1f77b4", 14), 2: ("circle-open", "#d62728", 11),
-              3: ("x-thin-open", "black", 16)}
-    for n, (name, xy) in enumerate((highlight or {}).items()):
-        sym, col, size = styles.get(n, ("circle-open", "black", 10))
-        fig.add_trace(go.Scattergl(x=xy[:, 0], y=xy[:, 1], mode="markers",
-                                   marker=dict(symbol=sym, color=col, size=size,
-                                               line=dict(width=2, color=col)), name=name))
-    if box is not None:
-        fig.update_xaxes(range=[float(box[0][0]), float(box[1][0])])
-        fig.update_yaxes(range=[float(box[0][1]), float(box[1][1])])
-    fig.update_xaxes(showticklabels=False, title_text=f"{layout.method.upper()} 1")
-    fig.update_yaxes(showticklabels=False, title_text=f"{layout.method.upper()} 2")
-    return _layout(fig, title or f"Records before and after fine-tuning ({layout.method.upper()}, "
-                   "fitted on the originals)", 640)
+    return base_layout(fig, f"Gain in {metric}: in-distribution vs out-of-distribution test queries", 420)
 
 
 def sensitivity_figure(sweep, method: str, band: bool = True) -> go.Figure:
@@ -254,37 +183,78 @@ def sensitivity_figure(sweep, method: str, band: bool = True) -> go.Figure:
                                  line=dict(color=part_colour), marker=dict(size=5),
                                  name=PART_LABELS[part]))
     marks = sweep.markers(method)
-    # Shape annotations are misplaced on log axes, so lines and their labels are added separately
-    # (annotation x on a log axis is given in log10 units).
-    def mark(x: float, colour: str, dash: str, text: str, y: float) -> None:
+
+    # The marker lines are named in the legend (below the plot), not by labels on the plot, which
+    # overlapped the curves; an empty trace carries each legend entry.
+    def mark(x: float, colour: str, dash: str, text: str) -> None:
         fig.add_vline(x=x, line=dict(color=colour, dash=dash))
-        fig.add_annotation(x=float(np.log10(x)), y=y, xref="x", yref="paper", text=text,
-                           showarrow=False, xanchor="left", font=dict(color=colour, size=11))
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=text, hoverinfo="skip",
+                                 line=dict(color=colour, dash=dash)))
 
     if marks["val_peak"] is not None:
-        mark(marks["val_peak"], PART_COLOURS["val"], "dash", "validation peak", 1.0)
+        mark(marks["val_peak"], PART_COLOURS["val"], "dash",
+             f"validation peak (γ ≈ {marks['val_peak']:.3g})")
     if marks["test_peak"] is not None:
-        mark(marks["test_peak"], PART_COLOURS["test"], "dot", "test peak: gains stop", 0.93)
+        mark(marks["test_peak"], PART_COLOURS["test"], "dot",
+             f"test peak: gains stop (γ ≈ {marks['test_peak']:.3g})")
     if marks["overfit"] is not None:
         fig.add_vrect(x0=marks["overfit"], x1=float(g[-1]), fillcolor="#d62728", opacity=0.07,
                       line_width=0)
-        fig.add_annotation(x=float(np.log10(marks["overfit"])), y=0.05, xref="x", yref="paper",
-                           text="overfitting →", showarrow=False, xanchor="left",
-                           font=dict(color="#d62728", size=11))
-    for gamma in sweep.chosen.get(method, []):
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", hoverinfo="skip",
+                                 marker=dict(symbol="square", size=12, color="rgba(214,39,40,0.25)"),
+                                 name=f"overfitting (from γ ≈ {marks['overfit']:.3g})"))
+    chosen = sweep.chosen.get(method, [])
+    for gamma in chosen:
         fig.add_vline(x=gamma, line=dict(color="black", width=1), opacity=0.4)
+    if chosen:
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", hoverinfo="skip",
+                                 line=dict(color="rgba(0,0,0,0.4)", width=1),
+                                 name="γ your settings choose" + (" (one per seed)" if len(chosen) > 1
+                                                                  else "")))
     fig.update_xaxes(range=[float(np.log10(g[0])), float(np.log10(g[-1]))])
     fig.update_xaxes(type="log", title_text="γ (log scale)")
     fig.update_yaxes(title_text=sweep.metric)
-    return _layout(fig, f"{label(method)}: {sweep.metric} vs γ (thin black lines: γ chosen on "
-                   "validation)", 460)
+    return base_layout(fig, f"{label(method)}: {sweep.metric} vs γ", 480)
+
+
+def export_figures(result, sweep=None,
+                   movement: dict[str, go.Figure] | None = None) -> dict[str, go.Figure]:
+    """Every figure of a run for the Export page's HTML file, by heading: test metrics by k, the
+    change with its interval, the γ curves, per-query scatters, OOD (when checked), the
+    Sensitivity page's sweep (``sweep``, a :class:`~nudge_core.sensitivity.SweepResult`, when one
+    was drawn for this run) and ``movement`` (heading -> figure, from the Movement page's figure
+    function, when it has one)."""
+    ref = registry.REFERENCE
+    figs = {"Test NDCG@k": metrics_by_k_figure({m: r.metrics for m, r in result.methods.items()})}
+    compared = {m: r.comparison for m, r in result.methods.items() if m != ref}
+    if compared:
+        figs["Change with 95% interval"] = delta_figure(compared)
+    nudges = [m for m in result.methods if registry.get(m).gamma is not None]
+    if nudges:
+        figs["γ curve"] = gamma_curve_figure(
+            {m: (result.methods[m].estimator.curve_gammas_,
+                 result.methods[m].estimator.curve_objective_) for m in nudges},
+            {m: result.methods[m].gamma for m in nudges})
+    for m in [m for m in result.methods if m != ref]:
+        figs[f"Per query: {label(m)}"] = per_query_scatter(
+            result.methods[ref].per_query["ndcg@10"], result.methods[m].per_query["ndcg@10"],
+            result.test.ids, m)
+    if result.ood is not None:
+        figs["OOD"] = ood_figure(ood_rows(result))
+    if sweep is not None:
+        for m in sweep.values:
+            figs[f"Sensitivity: {label(m)}"] = sensitivity_figure(sweep, m)
+    figs.update(movement or {})  # the Movement page's figure(s), when given
+    return figs
 
 
 def figures_html(figs: dict[str, go.Figure], title: str = "NUDGE Explorer figures") -> bytes:
-    """One self-contained HTML file holding every figure (plotly.js inlined once, works offline)."""
+    """One self-contained HTML file holding every figure (plotly.js inlined once, works offline).
+    Headings and the title are escaped: they carry dataset names and record texts."""
     parts = []
+    title = html.escape(title)
     for i, (name, fig) in enumerate(figs.items()):
-        parts.append(f"<h2>{name}</h2>")
+        parts.append(f"<h2>{html.escape(name)}</h2>")
         parts.append(fig.to_html(include_plotlyjs=(i == 0), full_html=False))
     body = "\n".join(parts)
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title></head>"

@@ -197,3 +197,64 @@ def dataset_facts(dataset: Dataset, split=None, record_texts: str | None = None)
         rows.append(("records any training query pulls",
                      f"{len(touched):,} ({len(touched) / dataset.n_records:.1%} of all records)"))
     return [{"fact": k, "value": v} for k, v in rows]
+
+
+# ---------------------------------------------------------------- the sensitivity sweep
+def _seeds(sweep, seeds) -> list:
+    n = max((v.shape[0] for parts in sweep.values.values() for v in parts.values()), default=0)
+    return list(seeds) if seeds is not None else list(range(n))
+
+
+def seed_rows(sweep, seeds=None) -> list[dict]:
+    """One row per (split seed, method) of a :class:`~nudge_core.sensitivity.SweepResult`: the γ
+    the run's own setting chose on that split and the test / OOD metrics of that fit, each with its
+    change against no fine-tuning (γ = 0) on the same split. ``seeds``: the seed of each split
+    (default 0, 1, ...)."""
+    rows = []
+    for i, seed in enumerate(_seeds(sweep, seeds)):
+        for method, gammas in sweep.chosen.items():
+            if i >= len(gammas):
+                continue
+            row = {"seed": seed, "method": method, "chosen_gamma": gammas[i]}
+            kept = sweep.chosen_metrics.get(method, [])
+            kept = kept[i] if i < len(kept) else {}
+            for part in ("test", "ood"):
+                if part not in kept:
+                    continue
+                for m, value in kept[part].items():
+                    row[f"{part} {m}"] = value
+                    row[f"{part} Δ{m}"] = value - kept[f"{part} before"][m]
+            rows.append(row)
+    return rows
+
+
+def sweep_rows(sweep, seeds=None) -> list[dict]:
+    """The sweep's curves in long form: one row per (method, part, split seed, γ) with the value
+    of ``sweep.metric``."""
+    seeds = _seeds(sweep, seeds)
+    rows = []
+    for method, parts in sweep.values.items():
+        for part, values in parts.items():
+            for i, curve in enumerate(values):
+                rows.extend({"method": method, "part": part, "seed": seeds[i], "gamma": float(g),
+                             sweep.metric: float(v)} for g, v in zip(sweep.gammas[method], curve))
+    return rows
+
+
+def rows_csv(rows: list[dict]) -> bytes:
+    """``rows`` (dicts, the first one's keys as the header; later keys added) as CSV bytes."""
+    out = io.StringIO()
+    if rows:
+        fields = list(dict.fromkeys(k for r in rows for k in r))
+        writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return out.getvalue().encode("utf-8")
+
+
+def sweep_json(sweep, seeds=None) -> bytes:
+    """The sweep (:meth:`SweepResult.to_json`) with its split seeds and the per-seed table."""
+    out = sweep.to_json()
+    out["seeds"] = _seeds(sweep, seeds)
+    out["per_seed"] = seed_rows(sweep, seeds)
+    return json.dumps(out, indent=1).encode("utf-8")

@@ -3,7 +3,9 @@
 Every function takes ``gains``: (n_queries, K) float64, the grade of the record at each rank
 (0 for non-relevant; rank 1 first), plus what it needs of the judgements, and returns
 (n_queries,) float64. :func:`evaluate` builds ``gains`` from retrieved rows and a QuerySet and
-returns one flat dict with keys like ``"ndcg@10"`` (sentence-transformers style).
+returns one flat dict with keys like ``"ndcg@10"`` (sentence-transformers style). ``recall@k`` is
+the capped form |top-k ∩ R| / min(|R|, k) (the NUDGE authors'); ``recall_uncapped@k`` divides by
+|R| as trec_eval and BEIR do.
 Checked against ``pytrec_eval`` (trec_eval) in ``tests/test_metrics.py``.
 """
 
@@ -15,8 +17,10 @@ from .data import QuerySet
 
 #: Cut-offs reported everywhere.
 KS = (1, 5, 10, 20, 40)
-#: Metric families, in display order.
+#: Metric families, in display order (tables; ``recall_uncapped`` is in :func:`evaluate` too).
 FAMILIES = ("ndcg", "recall", "mrr")
+#: Every family :func:`evaluate` reports at each cut-off of :data:`KS`.
+ALL_FAMILIES = ("ndcg", "recall", "recall_uncapped", "mrr")
 
 
 def _discounts(k: int) -> np.ndarray:
@@ -46,6 +50,13 @@ def recall_at_k(gains: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray
     every top-k slot that could hold a relevant record does). trec_eval divides by |R|."""
     hits = (gains[:, :k] > 0).sum(axis=1)
     return hits / np.minimum(n_relevant, k)
+
+
+def recall_uncapped_at_k(gains: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
+    """Uncapped Recall@k = |top-k ∩ R| / |R| (trec_eval's ``recall_k`` and BEIR's "Recall@k");
+    below 1 whenever |R| > k, however good the ranking. Reported as ``recall_uncapped@k``."""
+    hits = (gains[:, :k] > 0).sum(axis=1)
+    return hits / n_relevant
 
 
 def mrr_at_k(gains: np.ndarray, k: int) -> np.ndarray:
@@ -88,6 +99,7 @@ def evaluate(top_rows: np.ndarray, queries: QuerySet, ks: tuple[int, ...] = KS) 
     for k in ks:
         out[f"ndcg@{k}"] = ndcg_at_k(gains, rel.ideal, k)
         out[f"recall@{k}"] = recall_at_k(gains, rel.n_relevant, k)
+        out[f"recall_uncapped@{k}"] = recall_uncapped_at_k(gains, rel.n_relevant, k)
         out[f"mrr@{k}"] = mrr_at_k(gains, k)
     out["hit@1"] = hit_at_1(gains)
     return out

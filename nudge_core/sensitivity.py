@@ -8,7 +8,9 @@ plus a metric evaluation.
 * :class:`GammaRescorer` keeps the scorers of one fitted estimator for named query sets (test, OOD)
   and returns metrics at any γ — the γ slider.
 * :func:`sensitivity_sweep` fits each method once per split (at a fixed γ, skipping the search) and
-  evaluates train / validation / test / OOD NDCG@10 over a log-spaced γ grid — the sensitivity page.
+  evaluates train / validation / test / OOD NDCG@10 over a log-spaced γ grid — the sensitivity page;
+  with the run's own γ setting it also records, per split, the chosen γ and that fit's test / OOD
+  metrics against no fine-tuning (the page's seed-by-seed table).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from .runspec import MethodSettings, RunSpec
 from .splits import Split
 
 PARTS = ("train", "val", "test", "ood")
+#: Metrics kept per split seed for the fit at the chosen γ (the per-seed table).
+CHOSEN_METRICS = ("ndcg@10", "recall@10", "mrr@10")
 
 
 def log_grid(method: str, n: int = 25, low: float = 1e-3) -> np.ndarray:
@@ -84,6 +88,10 @@ class SweepResult:
     values: dict[str, dict[str, np.ndarray]]
     chosen: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
+    #: ``chosen_metrics[method][i][part]``: the :data:`CHOSEN_METRICS` of split ``i``'s fit with
+    #: the spec's own γ setting (``chosen[method][i]``) on its "test" / "ood" queries, and under
+    #: ``"<part> before"`` the same at γ = 0 (no record moved: no fine-tuning)
+    chosen_metrics: dict[str, list[dict[str, dict[str, float]]]] = field(default_factory=dict)
 
     def mean(self, method: str, part: str) -> np.ndarray:
         return self.values[method][part].mean(axis=0)
@@ -122,6 +130,7 @@ class SweepResult:
                 "methods": {m: {"gammas": self.gammas[m].tolist(),
                                 "chosen_gamma": self.chosen.get(m, []),
                                 "markers": self.markers(m),
+                                "chosen_metrics": self.chosen_metrics.get(m, []),
                                 **{p: v.tolist() for p, v in self.values[m].items()}}
                             for m in self.values}}
 
@@ -150,6 +159,7 @@ def sensitivity_sweep(dataset: Dataset, splits: Sequence[Split], spec: RunSpec, 
              for m in methods}
     values: dict[str, dict[str, list[np.ndarray]]] = {m.name: {} for m in methods}
     chosen: dict[str, list[float]] = {m.name: [] for m in methods}
+    chosen_metrics: dict[str, list[dict]] = {m.name: [] for m in methods}
     total = len(methods) * len(splits)
     normalized = normalize_rows(dataset.corpus_emb)  # once, shared (read only) by every fit
     step = 0
@@ -172,8 +182,18 @@ def sensitivity_sweep(dataset: Dataset, splits: Sequence[Split], spec: RunSpec, 
                 searched = settings.build().fit(dataset.corpus_emb, sets["train"], sets["val"],
                                                 normalized=normalized)
                 chosen[name].append(float(searched.gamma_))
+                kept = {}
+                for part in ("test", "ood"):
+                    if part in sets:
+                        top = searched.search(sets[part].emb, max(KS))
+                        after = mean_metrics(evaluate(top, sets[part]))
+                        before = rescorer.metrics(0.0, part)  # γ = 0: nothing moved
+                        kept[part] = {m: after[m] for m in CHOSEN_METRICS}
+                        kept[f"{part} before"] = {m: before[m] for m in CHOSEN_METRICS}
+                chosen_metrics[name].append(kept)
             step += 1
     report(1.0, "done")
     return SweepResult(metric, grids, {m: {p: np.vstack(v) for p, v in parts.items()}
                                        for m, parts in values.items()},
-                       chosen if with_chosen else {}, time.perf_counter() - t0)
+                       chosen if with_chosen else {}, time.perf_counter() - t0,
+                       chosen_metrics if with_chosen else {})

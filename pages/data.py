@@ -160,5 +160,5 @@ with page_errors():  # the page's one error boundary: tracebacks go to the log
     facts = dataset_facts(ds, split, texts)
     st.dataframe(facts, hide_index=True, width="stretch", height=35 * (len(facts) + 1) + 3)
     if split is not None:
-        st.caption(f"Split: {split.description}.")
+        st.caption("Split: " + split.description + ".")
         st.page_link("pages/finetune.py", label="Next: fine-tune", icon=":material/arrow_forward:")

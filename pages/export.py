@@ -5,12 +5,12 @@ from __future__ import annotations
 import streamlit as st
 
 from explorer_app import runs, session, sources
-from explorer_app.figures import (delta_figure, figures_html, gamma_curve_figure,
-                                  metrics_by_k_figure, ood_figure, per_query_scatter)
+from explorer_app.figures import export_figures, figures_html
+from explorer_app.movement_view import export_figures as movement_figures
+from explorer_app.flags import last_sweep
 from explorer_app.widgets import page_errors
-from nudge_core import registry
-from nudge_core.exports import (comparison_rows, embeddings_zip, ood_rows, per_query_csv,
-                                reproduce_command, results_json, split_json)
+from nudge_core.exports import (comparison_rows, embeddings_zip, per_query_csv, reproduce_command,
+                                results_json, split_json)
 from nudge_core.registry import REFERENCE, label
 
 session.boot()
@@ -36,25 +36,15 @@ with page_errors():  # the page's one error boundary: tracebacks go to the log
     st.caption("Files are built when you click.")
     c1, c2, c3 = st.columns(3)
     methods = [m for m in result.methods]
+    # read here: the file is built later, when the button is clicked, on a thread of its own
+    # where st.session_state is not this session's (Streamlit runs download callables outside
+    # the script run)
+    sweep, dkey = last_sweep(), sources.data_key()
 
 
     def all_figures() -> bytes:
-        figs = {"Test NDCG@k": metrics_by_k_figure({m: r.metrics for m, r in result.methods.items()})}
-        compared = {m: r.comparison for m, r in result.methods.items() if m != REFERENCE}
-        if compared:
-            figs["Change with 95% interval"] = delta_figure(compared)
-        nudges = [m for m in result.methods if registry.get(m).gamma is not None]
-        if nudges:
-            figs["γ curve"] = gamma_curve_figure(
-                {m: (result.methods[m].estimator.curve_gammas_,
-                     result.methods[m].estimator.curve_objective_) for m in nudges},
-                {m: result.methods[m].gamma for m in nudges})
-        for m in [m for m in methods if m != REFERENCE]:
-            figs[f"Per query: {label(m)}"] = per_query_scatter(
-                result.methods[REFERENCE].per_query["ndcg@10"], result.methods[m].per_query["ndcg@10"],
-                result.test.ids, m)
-        if result.ood is not None:
-            figs["OOD"] = ood_figure(ood_rows(result))
+        movement = movement_figures(result, dkey)  # PCA maps (+ UMAP if cached)
+        figs = export_figures(result, sweep=sweep, movement=movement)
         return figures_html(figs, f"NUDGE Explorer: {ds.name}")
 
 
@@ -78,6 +68,8 @@ with page_errors():  # the page's one error boundary: tracebacks go to the log
                            mime="application/json")
         st.download_button("Figures (one HTML file, works offline)", all_figures,
                            file_name=f"{name}-figures.html", mime="text/html")
+        st.caption("With the Sensitivity page's sweep." if sweep is not None else
+                   "Open the Sensitivity page first to add its sweep to the figures.")
 
     with st.expander("Summary of this run"):
         st.dataframe([dict(r, method=label(r["method"])) for r in comparison_rows(result)],

@@ -7,6 +7,7 @@ import streamlit as st
 from explorer_app import runs, session
 from explorer_app.figures import ood_figure
 from explorer_app.widgets import page_errors
+from nudge_core.diagnostics import ood_findings
 from nudge_core.registry import label
 from nudge_core.exports import metrics_rows, ood_rows
 
@@ -16,9 +17,10 @@ with page_errors():  # the page's one error boundary: tracebacks go to the log
     st.markdown(
         "Fine-tuning helps queries like the training ones; does it help different ones? Blue bars "
         "are the gain on in-distribution test queries and red bars on out-of-distribution (OOD) ones, "
-        "with 95% bootstrap intervals as whiskers. NUDGE-M lengthens the moved records, so they can "
-        "crowd out better answers for unrelated queries; NUDGE-N keeps every record unit length, so "
-        "its OOD gain should hold up better.")
+        "with 95% bootstrap intervals as whiskers. A method that lengthens the moved records can "
+        "crowd out better answers for unrelated queries; one that keeps records unit length changes "
+        "them less. Which holds up better depends on the data: the sentences under the chart are "
+        "computed from this run's numbers.")
 
     if st.session_state.split_cfg["ood"] == "none":
         st.info("No OOD check is chosen. On the **Data** page, pick the k-means split, the dataset's "
@@ -38,6 +40,7 @@ with page_errors():  # the page's one error boundary: tracebacks go to the log
     rows = ood_rows(result, metric)
     if rows:
         st.plotly_chart(ood_figure(rows, metric), width="stretch")
+        st.markdown("\n".join(f"- {sentence}" for sentence in ood_findings(rows, metric)))
         table = [dict(r, method=label(r["method"])) for r in rows]
         st.dataframe(table, hide_index=True, width="stretch")
     c1, c2 = st.columns(2)

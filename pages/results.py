@@ -6,9 +6,11 @@ import pandas as pd
 import streamlit as st
 
 from explorer_app import runs, session, sources
-from explorer_app.figures import delta_figure, metrics_by_k_figure, per_query_scatter
+from explorer_app.figures import FAMILY_LABELS, delta_figure, metrics_by_k_figure, per_query_scatter
+from explorer_app.flags import show_flags
 from explorer_app.widgets import page_errors
 from nudge_core.exports import comparison_rows, metrics_rows, topk_table, wins_losses
+from nudge_core.metrics import FAMILIES, KS
 from nudge_core.registry import REFERENCE, label
 
 session.boot()
@@ -16,24 +18,45 @@ with page_errors():  # the page's one error boundary: tracebacks go to the log
     st.title("3 · Results")
     st.markdown(
         "How well each method retrieves for the **test** queries, which no method saw while fitting "
-        "(NDCG@k rewards relevant records near the top, Recall@k counts relevant records in the top "
-        "k, MRR@k is 1/rank of the first relevant one). The bars show the change against no "
+        "(NDCG@k rewards relevant records near the top; Recall@k is the share of a query's relevant "
+        "records found in the top k, counted out of at most k, i.e. |top-k ∩ relevant| / "
+        "min(|relevant|, k), so it can reach 1 even when a query has more than k relevant records; "
+        "MRR@k is 1/rank of the first relevant one). The bars show the change against no "
         "fine-tuning with a 95% bootstrap interval: an interval clear of zero, with a small p, means "
         "the gain is unlikely to be luck.")
 
     result = runs.require_result()
     ds, src = sources.current_dataset()
+    show_flags(result)  # warning signs first: a loss, a γ at the edge of its range, a gain in the noise
 
     st.subheader("Test metrics")
     table = metrics_rows(result)
     for row in table:
         row["method"] = label(row["method"])
-    st.dataframe(table, hide_index=True, width="stretch",
-                 column_config={"gamma": st.column_config.NumberColumn("γ", format="%.4f")})
+    cuts = st.pills("Cut-offs k in the table", list(KS), default=[1, 10], selection_mode="multi",
+                    key="results_cuts", help="every cut-off is in the chart below and the exports")
+    shown = ["method", "gamma", "fit_seconds"] + [f"{f}@{k}" for f in FAMILIES for k in KS
+                                                  if k in (cuts or [10])]
+    HELP = {"ndcg": "NDCG@{k}: graded gain of the relevant records in the top {k}, discounted by "
+                    "rank, divided by the best possible",
+            "recall": "Recall@{k} = |top-{k} ∩ relevant| / min(|relevant|, {k}) (the NUDGE authors' "
+                      "capped form; trec_eval and BEIR divide by |relevant|: choose 'Recall "
+                      "(uncapped)' in the chart below)",
+            "mrr": "MRR@{k}: 1 / rank of the first relevant record in the top {k}, else 0"}
+    config = {"method": st.column_config.TextColumn(width=110, pinned=True),
+              "gamma": st.column_config.NumberColumn("γ", format="%.4g", width=60),
+              "fit_seconds": st.column_config.NumberColumn("fit s", format="%.2f", width=50,
+                                                           help="seconds to fit")}
+    config.update({f"{f}@{k}": st.column_config.NumberColumn(format="%.4f", width=80,
+                                                             help=HELP[f].format(k=k))
+                   for f in FAMILIES for k in KS})
+    st.dataframe(table, hide_index=True, width="stretch", column_order=shown, column_config=config)
 
     c1, c2 = st.columns(2)
-    fam = c1.radio("Metric family", ["ndcg", "recall", "mrr"], horizontal=True,
-                   format_func={"ndcg": "NDCG", "recall": "Recall", "mrr": "MRR"}.get)
+    fam = c1.radio("Metric family", ["ndcg", "recall", "recall_uncapped", "mrr"], horizontal=True,
+                   format_func=FAMILY_LABELS.get,
+                   help="Recall: out of min(|relevant|, k), as in the NUDGE paper; Recall "
+                        "(uncapped): out of |relevant|, as trec_eval and BEIR report it")
     c1.plotly_chart(metrics_by_k_figure({m: r.metrics for m, r in result.methods.items()}, fam),
                     width="stretch")
     compared = {m: r.comparison for m, r in result.methods.items() if m != REFERENCE}
@@ -98,11 +121,14 @@ with page_errors():  # the page's one error boundary: tracebacks go to the log
                                               else "" for _ in row], axis=1)
 
 
-    widths = {"rank": st.column_config.NumberColumn(width="small"),
-              "record": st.column_config.TextColumn(width="medium"),
-              "relevant": st.column_config.TextColumn(width="small"),
+    # narrow rank / record / relevant columns so the text gets the width (side by side it was cut
+    # to ~10 characters while the id column took the room); with texts the two tables are stacked
+    # at full width, without texts they fit side by side
+    widths = {"rank": st.column_config.NumberColumn("#", width=32),
+              "record": st.column_config.TextColumn(width=190 if has_text else "medium"),
+              "relevant": st.column_config.TextColumn(width=70),
               "text": st.column_config.TextColumn(width="large")}
-    left, right = st.columns(2)
+    left, right = (st.container(), st.container()) if has_text else st.columns(2)
     left.markdown("**Top-10 before** (no fine-tuning)")
     left.dataframe(side("before"), hide_index=True, width="stretch", height=35 * 11 + 3,
                    column_config=widths)

@@ -18,7 +18,7 @@ from synthetic import make_arrays, write_dataset
 
 PAGES = ["pages/data.py", "pages/finetune.py", "pages/results.py", "pages/ood.py",
          "pages/movement.py", "pages/sensitivity.py", "pages/export.py", "pages/playground.py",
-         "pages/serving.py"]
+         "pages/serving.py", "pages/compare.py"]
 
 
 def test_opens_on_the_example_and_every_page_renders():
@@ -144,6 +144,7 @@ def test_dataset_ood_folder(toy):
 
 def test_ood_page_without_ood_explains():
     at = new_app()
+    [r for r in at.radio if r.label == "Out-of-distribution check"][0].set_value("none").run()
     goto(at, "pages/ood.py")
     assert any("No OOD check" in i.value for i in at.info)
 
@@ -317,3 +318,73 @@ def test_exact_search_with_reversed_bounds_is_refused():
     at.button[0].click().run()
     assert any("LOW < HIGH" in e for e in errors(at)), errors(at)
     assert at.session_state.settings_cfg == before
+
+
+def test_bundled_example_checks_ood_from_the_first_visit():
+    at = new_app()  # the example (the toy, like the bundled one) ships an ood/ query set
+    assert [r for r in at.radio if r.label == "Out-of-distribution check"][0].value == "bundled"
+    goto(at, "pages/ood.py")
+    assert not at.info and len(at.get("plotly_chart")) == 1
+    assert any("40 OOD queries" in c.value for c in at.caption)
+    result = list(__import__("explorer_app.runs", fromlist=["x"]).EXPERIMENTS.items.values())[-1]
+    delta = result.methods["nudge-n"].ood_comparison["ndcg@10"]["delta"]
+    findings = [m.value for m in at.markdown if "on OOD queries" in m.value]  # computed sentences
+    assert findings and f"{delta:+.3f} on OOD queries" in findings[0]
+    assert not any("should hold up better" in m.value for m in at.markdown)
+
+
+def test_results_flags_a_gamma_that_lowers_test_ndcg():
+    """NUDGE-N at a fixed γ = 1 does worse than no fine-tuning on the toy's test queries: the
+    Results page says so first, with the numbers; NUDGE-M at γ = 1 gains there and is not flagged."""
+    at = new_app()
+    goto(at, "pages/finetune.py")
+    radios = {r.label: r for r in at.radio}
+    radios["NUDGE-M γ"].set_value("fixed")
+    radios["NUDGE-N γ"].set_value("fixed")
+    [n for n in at.number_input if n.label.startswith("fixed NUDGE-M")][0].set_value(1.0)
+    [n for n in at.number_input if n.label.startswith("fixed NUDGE-N")][0].set_value(1.0)
+    at.button[0].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    goto(at, "pages/results.py")
+    result = list(__import__("explorer_app.runs", fromlist=["x"]).EXPERIMENTS.items.values())[-1]
+    comp = result.methods["nudge-n"].comparison["ndcg@10"]
+    assert comp["delta"] < 0 and result.methods["nudge-m"].comparison["ndcg@10"]["ci_low"] > 0
+    warnings = [w.value for w in at.warning]
+    hit = [w for w in warnings if w.startswith("NUDGE-N (γ = 1) does worse than no fine-tuning on "
+                                                "the test queries")]
+    assert hit and f"{comp['delta']:+.3f}" in hit[0] and f"p = {comp['p_value']:.3g}" in hit[0]
+    assert not [w for w in warnings if w.startswith("NUDGE-M (γ = 1) does worse") and "test" in w]
+
+
+def test_sensitivity_seed_table_up_to_20_seeds_and_export_gets_the_sweep():
+    at = new_app()
+    goto(at, "pages/sensitivity.py")
+    seeds = [s for s in at.slider if s.label.startswith("Split seeds")][0]
+    assert seeds.max == 20
+    seeds.set_value(3).run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = [d.value for d in at.dataframe if "chosen_gamma" in d.value.columns][0]
+    assert list(table["seed"]) == [0, 0, 1, 1, 2, 2]  # every seed, both γ methods
+    assert {"test ndcg@10", "test Δndcg@10", "ood ndcg@10"} <= set(table.columns)
+    assert not any(c.value.startswith("γ chosen per seed") for c in at.caption)
+    sweep = at.session_state["sweep_of_run"]["sweep"]
+    assert list(table["chosen_gamma"][table["method"] == "NUDGE-N"]) == sweep.chosen["nudge-n"]
+    goto(at, "pages/export.py")
+    assert any(c.value == "With the Sensitivity page's sweep." for c in at.caption)
+    goto(at, "pages/data.py")
+    # another split seed: the sweep no longer describes the run
+    [n for n in at.number_input if n.label.startswith("Seed")][0].set_value(5).run()
+    goto(at, "pages/export.py")
+    assert any(c.value.startswith("Open the Sensitivity page first") for c in at.caption)
+
+
+def test_words_recall_is_stated_capped_and_no_split_jargon():
+    at = new_app()
+    assert not any("val-test-train" in c.value for c in at.caption)
+    assert any(c.value.startswith("Split: paper protocol") and "cut first" in c.value for c in at.caption)
+    goto(at, "pages/results.py")
+    assert "min(|relevant|, k)" in at.markdown[0].value
+    family = [r for r in at.radio if r.label == "Metric family"][0]
+    assert "recall_uncapped" in family.options or "Recall (uncapped)" in family.options
+    family.set_value("recall_uncapped").run()
+    assert not at.exception, [e.value for e in at.exception]

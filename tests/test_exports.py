@@ -96,3 +96,32 @@ def test_topk_table(result):
     assert rows[0]["before_text"].startswith("Doc")
     relevant = {ds.corpus_ids[r] for r in result.test.answers[0]}
     assert all((r["after_relevant"] > 0) == (r["after_id"] in relevant) for r in rows)
+
+
+def test_sweep_exports_per_seed_table_curves_and_json(folder, result):
+    from nudge_core.sensitivity import log_grid, sensitivity_sweep
+
+    ds = result.dataset
+    splits = [paper_split(ds.labelled_ids, s) for s in (3, 4)]
+    sw = sensitivity_sweep(ds, splits, result.spec, grids={"nudge-m": log_grid("nudge-m", 4),
+                                                           "nudge-n": log_grid("nudge-n", 4)})
+    rows = exports.seed_rows(sw, [3, 4])
+    assert [(r["seed"], r["method"]) for r in rows] == [(3, "nudge-m"), (3, "nudge-n"),
+                                                        (4, "nudge-m"), (4, "nudge-n")]
+    for r in rows:
+        i = [3, 4].index(r["seed"])
+        kept = sw.chosen_metrics[r["method"]][i]
+        assert r["chosen_gamma"] == sw.chosen[r["method"]][i]
+        assert r["test ndcg@10"] == kept["test"]["ndcg@10"]
+        assert r["test Δndcg@10"] == pytest.approx(kept["test"]["ndcg@10"] - kept["test before"]["ndcg@10"])
+        assert "ood ndcg@10" not in r  # this split has no OOD queries
+    curves = exports.sweep_rows(sw, [3, 4])
+    assert len(curves) == 2 * 3 * 2 * 4  # methods x parts (train, val, test) x seeds x γ values
+    first = curves[0]
+    assert first["gamma"] == sw.gammas[first["method"]][0]
+    assert first["ndcg@10"] == sw.values[first["method"]][first["part"]][0, 0]
+    parsed = list(csv.DictReader(io.StringIO(exports.rows_csv(curves).decode())))
+    assert len(parsed) == len(curves) and float(parsed[5]["ndcg@10"]) == pytest.approx(curves[5]["ndcg@10"])
+    data = json.loads(exports.sweep_json(sw, [3, 4]))
+    assert data["seeds"] == [3, 4] and len(data["per_seed"]) == 4
+    assert data["methods"]["nudge-n"]["chosen_gamma"] == sw.chosen["nudge-n"]

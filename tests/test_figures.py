@@ -32,7 +32,7 @@ def test_gamma_curve(result):
     assert len(fig.data) == 4
     assert np.allclose(fig.data[0].y, curves["nudge-m"][1])
     texts = [a.text for a in fig.layout.annotations]
-    assert any(f"chosen γ={chosen['nudge-m']:.3g}" == t for t in texts)
+    assert any(f"chosen γ={chosen['nudge-m']:.4g}" == t for t in texts)
     assert any("slider" in (t or "") for t in texts)
 
 
@@ -63,7 +63,8 @@ def test_ood_and_sensitivity_figures(result):
                            grids={"nudge-m": log_grid("nudge-m", 6), "nudge-n": log_grid("nudge-n", 6)})
     fig = figures.sensitivity_figure(sw, "nudge-n")
     assert fig.layout.xaxis.type == "log"
-    assert {t.name for t in fig.data if t.name} == {"train", "validation", "test", "OOD"}
+    curves = {t.name for t in fig.data if t.name and t.x[0] is not None}
+    assert curves == {"train", "validation", "test", "OOD"}
 
 
 def _nudge_n_layout(result):
@@ -75,23 +76,40 @@ def _nudge_n_layout(result):
     return est, lay, pull_counts(ds.queries(result.split.train), ds.n_records)
 
 
-def test_movement_figure_and_html(result):
-    est, lay, counts = _nudge_n_layout(result)
-    fig = figures.movement_figure(lay, counts, arrows=5, shift=est.shift_, queries=lay.queries,
-                                  highlight={"relevant records": lay.xy[:2]})
-    assert all(isinstance(t, go.Scattergl) for t in fig.data)
-    assert len(fig.layout.annotations) == min(5, len(est.moved_))
-    html = figures.figures_html({"a": fig, "b": figures.ood_figure(ood_rows(result))})
-    assert html.startswith(b"<!DOCTYPE html>") and html.count(b"<h2>") == 2
+def test_sensitivity_peak_marks_are_named_in_the_legend_not_over_the_curves(result):
+    """Peak labels used to sit inside the plot area, over the curves; they are legend entries
+    now (with their γ), and no annotation is drawn inside the plot."""
+    sw = sensitivity_sweep(result.dataset, [result.split], result.spec,
+                           grids={"nudge-m": log_grid("nudge-m", 8), "nudge-n": log_grid("nudge-n", 8)})
+    for method in ("nudge-m", "nudge-n"):
+        fig = figures.sensitivity_figure(sw, method)
+        marks = sw.markers(method)
+        inside = [a for a in fig.layout.annotations if a.yref == "paper" and 0 <= a.y <= 1]
+        assert inside == []
+        names = [t.name for t in fig.data]
+        assert f"validation peak (γ ≈ {marks['val_peak']:.3g})" in names
+        assert f"test peak: gains stop (γ ≈ {marks['test_peak']:.3g})" in names
+        assert any(n.startswith("γ your settings choose") for n in names)
 
 
-def test_movement_figure_zooms_on_a_picked_query(result):
-    est, lay, counts = _nudge_n_layout(result)
-    pts = lay.xy[:3]
-    fig = figures.movement_figure(lay, counts, arrows=len(est.moved_), shift=est.shift_,
-                                  highlight={"relevant records": pts, "this query": lay.queries["test"][:1]})
-    lo = np.minimum(pts.min(axis=0), lay.queries["test"][0])
-    x0, x1 = fig.layout.xaxis.range
-    assert x0 < lo[0] and x1 > pts[:, 0].max()
-    for a in fig.layout.annotations:  # arrowheads stay inside the zoomed view
-        assert x0 <= a.x <= x1 and x0 <= a.ax <= x1
+def test_export_figures_add_the_sweep_when_there_is_one(result):
+    sw = sensitivity_sweep(result.dataset, [result.split], result.spec,
+                           grids={"nudge-m": log_grid("nudge-m", 5), "nudge-n": log_grid("nudge-n", 5)})
+    without = figures.export_figures(result)
+    assert not [k for k in without if k.startswith("Sensitivity")] and "OOD" in without
+    extra = go.Figure()
+    figs = figures.export_figures(result, sweep=sw, movement={"Movement: NUDGE-N": extra})
+    assert {"Sensitivity: NUDGE-M", "Sensitivity: NUDGE-N"} <= set(figs)
+    assert figs["Movement: NUDGE-N"] is extra
+    html = figures.figures_html(figs).decode()
+    assert "<h2>Sensitivity: NUDGE-N</h2>" in html and html.count("<h2>") == len(figs)
+
+
+def test_figures_html_escapes_headings_and_title():
+    """Headings carry record texts (the Movement page's "Record <id>: <text>"), the title a
+    dataset name: markup in them stays text in the downloaded file."""
+    page = figures.figures_html({"Record r1: <img src=x onerror=alert(1)>": go.Figure()},
+                                "NUDGE Explorer: <b>data</b>").decode()
+    assert "<img src=x" not in page and "<b>data</b>" not in page
+    assert "<h2>Record r1: &lt;img src=x onerror=alert(1)&gt;</h2>" in page
+    assert "<title>NUDGE Explorer: &lt;b&gt;data&lt;/b&gt;</title>" in page

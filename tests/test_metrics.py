@@ -9,7 +9,8 @@ import pytest
 import pytrec_eval
 
 from nudge_core.data import QuerySet
-from nudge_core.metrics import KS, evaluate, hit_at_1, mean_metrics, mrr_at_k, ndcg_at_k, recall_at_k
+from nudge_core.metrics import (KS, evaluate, hit_at_1, mean_metrics, mrr_at_k, ndcg_at_k, recall_at_k,
+                                recall_uncapped_at_k)
 
 
 def test_hand_computed_single_query():
@@ -34,7 +35,8 @@ def test_perfect_and_empty_rankings():
     assert out["ndcg@10"] == pytest.approx(0.5)   # query a perfect, query b nothing
     assert out["recall@40"] == pytest.approx(0.5)
     assert out["hit@1"] == pytest.approx(0.5)
-    assert set(out) == {f"{m}@{k}" for m in ("ndcg", "recall", "mrr") for k in KS} | {"hit@1"}
+    assert set(out) == {f"{m}@{k}" for m in ("ndcg", "recall", "recall_uncapped", "mrr")
+                        for k in KS} | {"hit@1"}
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -66,6 +68,8 @@ def test_equal_to_pytrec_eval(seed):
             # trec_eval divides by |R|; ours by min(|R|, k): same hit count
             assert ours[f"recall@{k}"][j] * min(n_rel, k) == pytest.approx(t[f"recall_{k}"] * n_rel,
                                                                           abs=1e-9)
+            # the uncapped form is trec_eval's recall_k itself
+            assert ours[f"recall_uncapped@{k}"][j] == pytest.approx(t[f"recall_{k}"], abs=1e-12)
         assert ours["hit@1"][j] == pytest.approx(t["P_1"])
     for k in KS:  # MRR@k = trec_eval recip_rank on the run cut at k
         cut = {q: dict(sorted(r.items(), key=lambda x: -x[1])[:k]) for q, r in run.items()}
@@ -73,3 +77,14 @@ def test_equal_to_pytrec_eval(seed):
         for j in range(n_q):
             assert ours[f"mrr@{k}"][j] == pytest.approx(rr[f"q{j}"]["recip_rank"], abs=1e-12)
 
+
+
+def test_capped_and_uncapped_recall_differ_only_when_more_relevant_than_k():
+    # 3 relevant records, the top 2 both relevant: capped recall@2 = 2/min(3,2) = 1, uncapped 2/3
+    qs = QuerySet(["a"], np.zeros((1, 2), np.float32), [np.array([0, 1, 2])], [np.ones(3)])
+    out = mean_metrics(evaluate(np.array([[0, 1] + [-1] * 38]), qs))
+    assert out["recall@1"] == 1.0 and out["recall_uncapped@1"] == pytest.approx(1 / 3)
+    assert out["recall@5"] == out["recall_uncapped@5"] == pytest.approx(2 / 3)  # |R| <= k: equal
+    gains = np.array([[1.0, 1.0, 0.0]])
+    assert recall_at_k(gains, np.array([3]), 2)[0] == 1.0
+    assert recall_uncapped_at_k(gains, np.array([3]), 2)[0] == pytest.approx(2 / 3)

@@ -131,3 +131,24 @@ def test_slider_rescore_at_scifact_size_equals_the_fit(scifact):
     for method in ("nudge-m", "nudge-n"):
         rs = GammaRescorer(result.methods[method].estimator, {"test": result.test})
         assert rs.metrics(result.methods[method].gamma) == result.methods[method].metrics
+
+
+def test_sweep_keeps_each_seeds_chosen_fit_metrics(setup):
+    """The per-seed table's numbers: on the run's own split, the sweep's fit at the chosen γ scores
+    what the experiment scored, and its "before" is no fine-tuning."""
+    ds, split, result = setup
+    other = kmeans_ood_split(ds, paper_split(ds.labelled_ids, 1), 1)
+    sw = sensitivity_sweep(ds, [split, other], SPEC, grids={"nudge-m": log_grid("nudge-m", 5),
+                                                            "nudge-n": log_grid("nudge-n", 5)})
+    for m in ("nudge-m", "nudge-n"):
+        assert len(sw.chosen_metrics[m]) == 2
+        kept = sw.chosen_metrics[m][0]
+        assert set(kept) == {"test", "test before", "ood", "ood before"}
+        for part, res_metrics, ref_metrics in (
+                ("test", result.methods[m].metrics, result.methods["none"].metrics),
+                ("ood", result.methods[m].ood_metrics, result.methods["none"].ood_metrics)):
+            for metric, value in kept[part].items():
+                assert value == pytest.approx(res_metrics[metric], abs=1e-12)
+                assert kept[f"{part} before"][metric] == pytest.approx(ref_metrics[metric], abs=1e-12)
+        assert sw.chosen[m][0] == pytest.approx(result.methods[m].gamma)
+    assert sw.to_json()["methods"]["nudge-n"]["chosen_metrics"] == sw.chosen_metrics["nudge-n"]
