@@ -144,25 +144,27 @@ def query_label(ds, qid: str, width: int = 60) -> str:
 
 # ---------------------------------------------------------------- figures
 def zoom_box(points: np.ndarray, centre: np.ndarray, whole: np.ndarray,
-             pad: float = 0.3, min_frac: float = 0.03) -> tuple[np.ndarray, np.ndarray]:
-    """(low, high) corners of a view onto ``points`` (n, 2) around ``centre`` (2,), inside the
-    bounding box of the whole map ``whole`` (N, 2): a zoom never zooms out.
+             pad: float = 0.3, min_frac: float = 0.03,
+             keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) corners of a view onto ``points`` (n, 2) centred on ``centre`` (2,), the picked
+    query: a zoom never moves the query off centre and never grows past the map ``whole`` (N, 2).
 
-    Centred on ``centre`` when that fits: each half-width is the farthest point's distance from
-    the centre on that axis plus ``pad`` of it, at least ``min_frac`` of the map's extent. When
-    the points spread so far that a centred view would be larger than the map, the view is their
-    bounding box padded by ``pad`` of their spread instead (clipped to the map; centre inside)."""
+    Each half-width is the points' distance from the centre on that axis (the largest for up to
+    four points, else the 75th percentile, so one far top-10 record does not undo the zoom), plus
+    ``pad`` of it; at least ``min_frac`` and at most half of the map's extent. Points farther out
+    than that are off the view, which is what zooming means, except ``keep`` (m, 2) points (the
+    query's relevant records), which are always in view (up to the map's extent)."""
     centre = np.asarray(centre, dtype=float).reshape(2)
-    pts = np.vstack([np.asarray(points, dtype=float).reshape(-1, 2), centre[None]])
-    every = np.vstack([np.asarray(whole, dtype=float).reshape(-1, 2), pts])
-    m_lo, m_hi = every.min(axis=0), every.max(axis=0)
-    extent = np.where(m_hi > m_lo, m_hi - m_lo, 1.0)
-    half = np.maximum(np.abs(pts - centre).max(axis=0) * (1 + pad), min_frac * extent)
-    if np.all(2 * half <= extent):
-        return centre - half, centre + half
-    lo, hi = pts.min(axis=0), pts.max(axis=0)
-    margin = np.maximum((hi - lo) * pad / 2, min_frac * extent)
-    return np.maximum(lo - margin, m_lo), np.minimum(hi + margin, m_hi)
+    pts = np.asarray(points, dtype=float).reshape(-1, 2)
+    every = np.vstack([np.asarray(whole, dtype=float).reshape(-1, 2), pts, centre[None]])
+    extent = np.ptp(every, axis=0)
+    extent = np.where(extent > 0, extent, 1.0)
+    dist = np.abs(pts - centre) if len(pts) else np.zeros((1, 2))
+    reach = dist.max(axis=0) if len(dist) <= 4 else np.percentile(dist, 75, axis=0)
+    if keep is not None and len(keep):
+        reach = np.maximum(reach, np.abs(np.asarray(keep, float).reshape(-1, 2) - centre).max(axis=0))
+    half = np.clip(reach * (1 + pad), min_frac * extent, extent / 2)
+    return centre - half, centre + half
 
 
 def movement_figure(layout: Layout, counts: np.ndarray, *, record_labels: list[str],
@@ -182,7 +184,8 @@ def movement_figure(layout: Layout, counts: np.ndarray, *, record_labels: list[s
         centre = list(hl.values())[-1]
         points = np.vstack(list(hl.values()))
         if len(centre):
-            box = zoom_box(points, centre[0], np.vstack([layout.xy, layout.after]))
+            box = zoom_box(points, centre[0], np.vstack([layout.xy, layout.after]),
+                           keep=list(hl.values())[0])  # the first group: relevant records
 
     def inside(p: np.ndarray) -> bool:
         return box is None or bool(np.all(p >= box[0]) and np.all(p <= box[1]))

@@ -113,8 +113,10 @@ def _running(job: jobs.Job, cancel) -> None:
             st.rerun()
         with st.container(border=True):
             st.markdown(f"**{job.label} still running…** The numbers shown are the other "
-                        "methods'; this page fills in by itself when it is done (you may leave "
-                        "it, or reload: the run goes on).")
+                        "methods'; this page fills in by itself when it is done. You may leave "
+                        "the page: the run goes on. A reload opens a new session, which finds "
+                        "this run again when its data and settings are the same (an upload and "
+                        "changed settings belong to the session that made them).")
             ahead = sum(j.started is not None for j in jobs.JOBS.running())
             text = (f"waiting for a free worker ({ahead} runs ahead)" if job.queued
                     else f"{job.message} · {job.seconds:.0f} s")

@@ -97,7 +97,11 @@ with page_errors():  # the page's one error boundary: tracebacks go to the log
                     runs.method_settings(cfg, name)  # the engine's own checks, before anything runs
                 ss.settings_cfg = cfg
             except SpecError as exc:
-                st.error(str(exc), icon=":material/error:")
+                text = str(exc)
+                for name in registry.gamma_methods():  # the form's words, not the CLI flag
+                    text = text.replace(f"--gamma-{registry.get(name).gamma_flag}:", f"{label(name)} γ:")
+                st.error(text + " Not fitted: the results below are still those of the previous "
+                         "settings.", icon=":material/error:")
 
     result = runs.require_result()
 
@@ -168,6 +172,10 @@ with page_errors():  # the page's one error boundary: tracebacks go to the log
     rescore(result, nudges, runs.run_key())
     for m in nudges:
         facts = result.methods[m].estimator.describe()
+        if result.spec.method(m).gamma.mode == "fixed":  # nothing was chosen: the user fixed it
+            st.caption(f"{label(m)}: γ = {result.methods[m].gamma:g}, fixed in the settings (not "
+                       f"chosen); the curve shows validation {facts['objective']} around it.")
+            continue
         where = (f"exactly over [{facts['gamma_bounds'][0]:g}, {facts['gamma_bounds'][1]:g}]"
                  if "gamma_bounds" in facts else "on the curve shown")
         st.caption(f"{label(m)}: γ chosen {where} by validation {facts['objective']} "

@@ -97,7 +97,7 @@ with page_errors():  # the page's one error boundary: tracebacks go to the log
     after_norms = np.linalg.norm(res.embeddings[est.moved_], axis=1)
     queries = {k: v for k, v in lay.queries.items() if k in overlay}
 
-    st.markdown("**Pick a query** to zoom onto it (black cross, centred when the view fits) with "
+    st.markdown("**Pick a query** to zoom onto it (black cross, centred; its relevant records in view) with "
                 "its relevant records (gold stars) and its top-10 before (blue rings) and after "
                 "(red rings).")
     ids = ["(none)"] + list(result.test.ids)

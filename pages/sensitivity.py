@@ -61,9 +61,11 @@ with page_errors():  # the page's one error boundary: tracebacks go to the log
         over = f"{marks['overfit']:.3g}" if marks["overfit"] is not None else "not reached in this range"
         st.caption(f"{label(m)}: validation NDCG@10 peaks at γ ≈ {marks['val_peak']:.3g}, test at "
                    f"γ ≈ {marks['test_peak']:.3g}; overfitting from γ ≈ {over}. "
-                   f"Your Fine-tune settings choose γ by the validation objective, "
-                   f"{registry.get(m).objective}. That is not the NDCG@10 drawn here, so the two "
-                   "need not peak at the same γ; the table below gives the γ chosen on each seed.")
+                   + (f"Your Fine-tune settings fix γ at {result.spec.method(m).gamma.value:g}; nothing "
+                      "is chosen on validation." if result.spec.method(m).gamma.mode == "fixed" else
+                      f"Your Fine-tune settings choose γ by the validation objective, "
+                      f"{registry.get(m).objective}. That is not the NDCG@10 drawn here, so the two "
+                      "need not peak at the same γ; the table below gives the γ chosen on each seed."))
     st.caption(f"{len(seeds)} split seed(s), {n_points} γ values per method; swept in "
                f"{sweep.seconds:.1f} s (one fit per method and seed, then closed-form re-scoring).")
 

@@ -84,6 +84,8 @@ def test_finetune_fixed_and_range_gamma_and_slider():
     assert not at.exception, [e.value for e in at.exception]
     rows = at.dataframe[0].value.set_index("method")
     assert rows.loc["NUDGE-M", "γ"] == pytest.approx(0.05)
+    assert any(c.value.startswith("NUDGE-M: γ = 0.05, fixed in the settings (not chosen)")
+               for c in at.caption)
     assert at.session_state.settings_cfg["gamma"]["nudge-n"]["mode"] == "range"
     # a new fit puts each slider back at that fit's chosen γ (it kept the old one before)
     assert at.slider(key="slider_nudge-m").value == pytest.approx(0.05)
@@ -102,6 +104,9 @@ def test_finetune_refuses_a_bad_range(lo, hi, step, words):
     at.number_input(key="step_nudge-n").set_value(step)
     at.button[0].click().run()
     assert any(words in e for e in errors(at)), errors(at)
+    # named as on the form, and the numbers below are said to be the previous settings'
+    assert any(e.startswith("NUDGE-N γ:") and "still those of the previous settings" in e
+               for e in errors(at)), errors(at)
     assert at.session_state.settings_cfg == before  # nothing refitted with what was refused
 
 
