@@ -35,6 +35,12 @@ from nudge_core.experiment import ExperimentResult
 from nudge_core.runspec import RunSpec
 from nudge_core.text_embed import Cancelled
 
+#: Seconds each job waits (cancellable) before its work starts; 0 unless ``NUDGE_JOB_HOLD`` is
+#: set. The browser tests set it, so that a job is still running when they reload the page or
+#: press Cancel however fast the machine fits the adaptor (on 2 idle cores it can finish before
+#: the reload); a demo can use it to show the background machinery.
+HOLD_SECONDS = float(os.environ.get("NUDGE_JOB_HOLD", "0") or 0)
+
 #: Job states. ``cancelled`` covers both "asked to stop" and "stopped".
 RUNNING, DONE, FAILED, CANCELLED = "running", "done", "failed", "cancelled"
 
@@ -76,6 +82,9 @@ class Job:
                     raise Cancelled(f"{self.label}: cancelled before it started")
             try:
                 self.started = time.monotonic()
+                if HOLD_SECONDS > 0:  # see HOLD_SECONDS: a visible, cancellable pause
+                    self.message = f"held {HOLD_SECONDS:g} s (NUDGE_JOB_HOLD)"
+                    self._cancel.wait(HOLD_SECONDS)
                 if self._cancel.is_set():
                     raise Cancelled(f"{self.label}: cancelled before it started")
                 result = work(self.progress)

@@ -252,3 +252,17 @@ def test_a_model_fine_tune_stops_inside_its_fit_when_its_job_is_cancelled(tmp_pa
         job.cancel()
         job.wait(WAIT)
         registry.unregister("fake-ft")
+
+
+def test_a_held_job_waits_and_a_cancel_ends_the_hold(reg, monkeypatch):
+    monkeypatch.setattr(jobs, "HOLD_SECONDS", 30.0)  # NUDGE_JOB_HOLD, as the browser tests set it
+    calls = []
+    job = reg.submit("h", lambda progress: calls.append(1) or "done", "slow")
+    for _ in range(100):  # until the worker has started and is holding
+        if job.started is not None:
+            break
+        job.wait(0.05)
+    assert job.state == jobs.RUNNING and "NUDGE_JOB_HOLD" in job.message and calls == []
+    job.cancel()
+    assert job.wait(5)  # the hold ends at the cancel, not after 30 s
+    assert job.state == jobs.CANCELLED and calls == []
