@@ -319,8 +319,8 @@ class NudgeN(_NudgeBase):
             return self
         k = min(self._k, records.shape[0])  # any k >= n ranks the same
         family = parse_objective(self._objective())[0]
-        if self.gamma is not None:
-            grid = [float(self.gamma)]
+        if self.gamma is not None:  # fixed: the curve still shows the default grid around it
+            grid = sorted({float(g) for g in self.bounds.default_grid} | {float(self.gamma)})
         else:
             grid = [float(g) for g in (self.bounds.default_grid if self.gammas is None
                                        else self.gammas)]
@@ -330,7 +330,8 @@ class NudgeN(_NudgeBase):
         for g in grid:
             top = merge_topk(self.path_.scores(prep, g), act.rows, act.fixed_scores, act.fixed_rows, k)
             objectives.append(float(objective_values(top, val.relevance, family, k).mean()))
-        best = int(np.argmax(np.round(np.array(objectives), 12)))  # first max = smallest γ in order
+        best = (grid.index(float(self.gamma)) if self.gamma is not None else  # fixed: kept
+                int(np.argmax(np.round(np.array(objectives), 12))))  # first max = smallest γ in order
         self.curve_gammas_ = np.array(grid, dtype=np.float64)
         self.curve_objective_ = np.array(objectives)
         self.objective_ = objectives[best]

@@ -114,7 +114,14 @@ with page_errors():  # the page's one error boundary: tracebacks go to the log
                      "test NDCG@10": res.metrics["ndcg@10"]})
     for name in runs.pending_methods(result):  # fitted in the background (see the panel above)
         rows.append({"method": f"{label(name)} (not done)"})
-    st.dataframe(rows, hide_index=True, width="stretch")
+    st.dataframe(rows, hide_index=True, width="stretch", column_config={
+        "validation objective": st.column_config.NumberColumn(
+            help="The score on the validation queries that chose each method's γ or best epoch: "
+                 + "; ".join(f"{label(m)}: {registry.get(m).objective}" for m in result.methods
+                             if m != registry.REFERENCE))})
+    st.caption("Validation objective: what chose each method's setting on the validation queries "
+               "(NUDGE: its γ; the adaptor and model fine-tuning: their best epoch, by validation "
+               "top-1 accuracy). Hover the column's header for each method's.")
     st.caption(f"Whole run: {result.seconds:.2f} s. Split: {result.split.description}; "
                f"{len(result.split.train)} train, {len(result.split.val)} validation, "
                f"{len(result.test)} test queries.")

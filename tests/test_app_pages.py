@@ -86,6 +86,7 @@ def test_finetune_fixed_and_range_gamma_and_slider():
     assert rows.loc["NUDGE-M", "γ"] == pytest.approx(0.05)
     assert any(c.value.startswith("NUDGE-M: γ = 0.05, fixed in the settings (not chosen)")
                for c in at.caption)
+    assert any(c.value.startswith("Validation objective: what chose") for c in at.caption)
     assert at.session_state.settings_cfg["gamma"]["nudge-n"]["mode"] == "range"
     # a new fit puts each slider back at that fit's chosen γ (it kept the old one before)
     assert at.slider(key="slider_nudge-m").value == pytest.approx(0.05)

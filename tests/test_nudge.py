@@ -341,3 +341,17 @@ def test_estimators_follow_the_scikit_learn_contract(toy):
         NudgeM(val_k=2).fit(ds.corpus_emb, tr, va)
     with pytest.raises(ValueError, match="max_epochs must be an integer >= 1"):
         LinearAdaptor(max_epochs=0).fit(ds.corpus_emb, tr, va)
+
+
+def test_a_fixed_nudge_n_gamma_is_kept_and_its_curve_still_spans_the_grid(toy):
+    """A fixed γ is not chosen, but the validation curve around it is drawn (it was one point,
+    so the Fine-tune chart and slider had nothing to show)."""
+    ds, tr, va, _ = toy
+    est = NudgeN(gamma=0.05).fit(ds.corpus_emb, tr, va)
+    assert est.gamma_ == 0.05
+    grid = NudgeN.bounds.default_grid
+    assert len(est.curve_gammas_) >= len(grid) and 0.05 in est.curve_gammas_
+    assert est.curve_gammas_.max() == max(grid)
+    free = NudgeN(gammas=list(est.curve_gammas_)).fit(ds.corpus_emb, tr, va)
+    np.testing.assert_allclose(est.curve_objective_, free.curve_objective_)  # same curve
+    assert est.objective_ == est.curve_objective_[list(est.curve_gammas_).index(0.05)]
