@@ -2,7 +2,7 @@
 
 :class:`DaskBackend` has the one method a :class:`~nudge_core.outofcore.ShardedIndex` needs,
 ``map(fn, *iterables, broadcast=...)``: one Dask task per shard (``client.submit``), the small
-shared arguments (queries, excluded rows, overlay) scattered to every worker once, results
+shared arguments (queries, excluded rows, overlay) sent once as tasks of their own, results
 gathered in shard order. Dask does the scheduling, the retries of a task that raised
 (``retries``) and the re-running of tasks whose worker died (the scheduler's
 ``allowed-failures``); nothing here queues, pools or talks to workers itself.
@@ -17,6 +17,11 @@ same function runs on the same shard, and the client merges the per-shard top k 
 from __future__ import annotations
 
 from .errors import DataError
+
+
+def _value(value):
+    """The task that holds a shared argument (see :meth:`DaskBackend.map`)."""
+    return value
 
 
 class DaskBackend:
@@ -46,9 +51,11 @@ class DaskBackend:
 
     def map(self, fn, *iterables, broadcast: dict | None = None) -> list:
         """``[fn(*args, **broadcast) for args in zip(*iterables)]``, one Dask task per ``args``."""
-        shared = {}
-        for name, value in (broadcast or {}).items():
-            shared[name] = self.client.scatter(value, broadcast=True, hash=False)
+        # the shared arguments as tasks of their own (not client.scatter): Dask can recompute a
+        # task whose worker died, while scattered data lost with its worker cancels every task
+        # that needs it ("already forgotten"; seen when a worker was killed mid-fit)
+        shared = {name: self.client.submit(_value, value, pure=False)
+                  for name, value in (broadcast or {}).items()}
         futures = [self.client.submit(fn, *args, **shared, retries=self.retries, pure=False)
                    for args in zip(*iterables)]
         try:
