@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data import QuerySet
-from .projection import Layout
+from .projection import Layout, pulling_queries
 from .retrieval import normalize_rows, row_norms
 
 
@@ -127,12 +127,6 @@ def _cosine_top(vectors: np.ndarray, norms: np.ndarray, v: np.ndarray, k: int, s
     sims[skip] = -np.inf
     top = np.argpartition(-sims, min(k, len(sims) - 1))[:k]
     return top[np.argsort(-sims[top], kind="stable")]
-
-
-def pulling_queries(train: QuerySet, row: int) -> np.ndarray:
-    """Positions in ``train`` of the training queries that judge record ``row`` relevant (the
-    queries whose sum is the record's pull)."""
-    return np.array([j for j, ans in enumerate(train.answers) if row in ans], dtype=np.int64)
 
 
 def local_view(row: int, before: np.ndarray, after: np.ndarray, train: QuerySet, *,

@@ -254,6 +254,13 @@ class WhyMoved:
     rank_after: np.ndarray
 
 
+def pulling_queries(train: QuerySet, row: int) -> np.ndarray:
+    """Positions in ``train`` of the training queries that judge record ``row`` relevant (the
+    queries whose sum is the record's pull), in ``train``'s order: from :meth:`QuerySet.pairs`."""
+    queries, rows = train.pairs()
+    return queries[rows == row]
+
+
 def why_moved(row: int, before: np.ndarray, after: np.ndarray, train: QuerySet,
               max_queries: int = 50) -> WhyMoved:
     """The pulls behind record ``row``'s move: ``before`` / ``after`` (n, d) are the record
@@ -262,8 +269,7 @@ def why_moved(row: int, before: np.ndarray, after: np.ndarray, train: QuerySet,
     ``max_queries`` listed)."""
     if not 0 <= row < before.shape[0]:
         raise ValueError(f"record row {row} is outside 0..{before.shape[0] - 1}")
-    pos = np.array([j for j, ans in enumerate(train.answers) if row in ans],
-                   dtype=np.int64)[:max_queries]
+    pos = pulling_queries(train, row)[:max_queries]
     q = np.asarray(train.emb[pos], dtype=np.float32).reshape(-1, before.shape[1])
     v, e = np.asarray(before[row], np.float32), np.asarray(after[row], np.float32)
     qn = np.maximum(row_norms(q), 1e-12)
