@@ -153,11 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     out = {"meta": {"python": platform.python_version(), "cpus": os.cpu_count(),
                     "argv": sys.argv[1:], "epochs": args.epochs, "batch_size": args.batch_size,
                     "lora_rank": args.lora_rank, "max_records": args.max_records}}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     for name in args.datasets.split(","):
         out[name] = bench(name, DATASETS[name], args)
         print(table(name, out[name]), flush=True)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=1), encoding="utf-8")
+        # written after each dataset: a whole-corpus run takes tens of minutes per dataset
+        Path(args.out).write_text(json.dumps(out, indent=1), encoding="utf-8")
     print(f"wrote {args.out}")
     return 0
 
