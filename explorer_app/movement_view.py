@@ -137,6 +137,21 @@ def record_label(ds, row: int, width: int = 60) -> str:
     return f"{rid}: {text[:width]}{'…' if len(text) > width else ''}" if text else rid
 
 
+class RecordLabels:
+    """``labels[row]`` -> :func:`record_label` of ``ds``'s record ``row``, made when first asked
+    for: the figures label a few thousand points, and a list for every record would cost seconds
+    and ~100 bytes per record on a corpus of millions."""
+
+    def __init__(self, ds, width: int = 60) -> None:
+        self.ds, self.width, self._made = ds, width, {}
+
+    def __getitem__(self, row) -> str:
+        row = int(row)
+        if row not in self._made:
+            self._made[row] = record_label(self.ds, row, self.width)
+        return self._made[row]
+
+
 def query_label(ds, qid: str, width: int = 60) -> str:
     text = " ".join((ds.query_text or {}).get(qid, "").split())
     return f"{qid}: {text[:width]}{'…' if len(text) > width else ''}" if text else qid
@@ -167,7 +182,7 @@ def zoom_box(points: np.ndarray, centre: np.ndarray, whole: np.ndarray,
     return centre - half, centre + half
 
 
-def movement_figure(layout: Layout, counts: np.ndarray, *, record_labels: list[str],
+def movement_figure(layout: Layout, counts: np.ndarray, *, record_labels,
                     arrows: int = 50, shift: np.ndarray | None = None,
                     after_norms: np.ndarray | None = None,
                     queries: dict[str, np.ndarray] | None = None,
@@ -323,7 +338,7 @@ def export_figures(result, data_key: str, *,
     map (computed here if needed: seconds), its UMAP map if one is already cached, and each
     method's faithfulness chart. Titles name the method and its γ."""
     ds = result.dataset
-    labels = [record_label(ds, r) for r in range(ds.n_records)]
+    labels = RecordLabels(ds)
     counts = pull_counts(ds.queries(result.split.train), ds.n_records)
     figs: dict[str, go.Figure] = {}
     for m in result.methods:

@@ -21,6 +21,7 @@ from pathlib import Path
 import streamlit as st
 
 from nudge_core import DataError, load_dataset
+from nudge_core.shards import OUT_OF_CORE_MIB, corpus_mib, is_out_of_core, route_out_of_core
 
 from . import folders
 from .uploads import (UploadLimits, check_model_name, content_hash, folder_hash,
@@ -82,9 +83,41 @@ def _discard(folder: str | Path | None) -> None:
 
 
 # ---------------------------------------------------------------- datasets on the server
+#: The environment variable setting the app's in-memory limit in MiB (see :func:`in_memory_limit`).
+IN_MEMORY_ENV = "NUDGE_IN_MEMORY_MB"
+
+
+def in_memory_limit() -> float:
+    """MiB of float32 records a server dataset's one-file corpus may have and still be held in
+    memory: $NUDGE_IN_MEMORY_MB, else the engine's :data:`~nudge_core.shards.OUT_OF_CORE_MIB`
+    (what the command line uses). Larger ones, and every sharded corpus, are searched out of core."""
+    try:
+        return max(0.0, float(os.environ[IN_MEMORY_ENV]))
+    except (KeyError, ValueError):
+        return float(OUT_OF_CORE_MIB)
+
+
+def too_large(ds) -> str | None:
+    """A sentence for the pages whose work needs the whole corpus in memory (serving indexes, the
+    embeddings download) when ``ds``'s corpus is out of core and over :func:`in_memory_limit`;
+    None when it may be read whole."""
+    corpus, limit = ds.corpus_emb, in_memory_limit()
+    if not is_out_of_core(corpus) or corpus_mib(corpus) < limit:
+        return None
+    return (f"This corpus ({ds.n_records:,} records, {corpus_mib(corpus):,.0f} MiB as float32) is "
+            f"over this server's in-memory limit of {limit:,.0f} MiB (${IN_MEMORY_ENV}) and is "
+            "searched out of core, shard by shard")
+
+
 @st.cache_resource(max_entries=4, show_spinner="Loading the dataset…")
-def load_path(key: str, path: str, model: str | None):
-    return load_dataset(path, model)
+def load_path(key: str, path: str, model: str | None, limit_mib: float | None = None):
+    """The dataset at ``path`` (``key``: its content hash); a one-file corpus of ``limit_mib`` MiB
+    or more opened out of core, with a note saying so (:func:`~nudge_core.shards.route_out_of_core`)."""
+    ds = load_dataset(path, model)
+    note = route_out_of_core(ds, in_memory_limit() if limit_mib is None else limit_mib)
+    if note:
+        ds.notes.append(note)
+    return ds
 
 
 def use_bundled() -> None:
@@ -109,7 +142,7 @@ def use_server_dataset(shown: str, model: str | None) -> None:
             raise DataError("is not among the datasets this server offers", shown[:80])
         path = folders.allowed_dataset(path)
         key = folder_hash(path)
-        load_path(key, str(path), model)
+        load_path(key, str(path), model, in_memory_limit())
         ss.source = {"kind": "path", "path": str(path), "model": model, "key": key, "shown": shown,
                      "label": f"{shown} (server dataset)", "cli_arg": str(path)}
         ss.load_error = None
@@ -209,7 +242,7 @@ def current_dataset():
             folders.allowed_dataset(src["path"])  # still offered (the operator may change it)
         key = src.get("key") or folder_hash(src["path"])
         src["key"] = key
-        return load_path(key, src["path"], src.get("model")), src
+        return load_path(key, src["path"], src.get("model"), in_memory_limit()), src
     except DataError as exc:
         show_error(exc)
         return None, src

@@ -20,12 +20,7 @@ import numpy as np
 from .errors import DataError
 from .experiment import ExperimentResult, run_experiment
 from .runspec import RunSpec, SpecError, add_arguments, load_run
-
-
-#: A one-file float32 corpus of this many MiB or more runs on the out-of-core path (its file is
-#: one shard): the in-memory path holds the mapped file, a normalised copy and NUDGE's output copy
-#: (300k x 384: 2.0 GB peak for a 440 MB corpus, ``benchmarks/bench_outofcore.py``).
-OUT_OF_CORE_MIB = 256
+from .shards import OUT_OF_CORE_MIB
 
 
 class CliError(Exception):
@@ -121,21 +116,16 @@ def _backend(args: argparse.Namespace, build: bool = True):
 
 
 def _route_out_of_core(ds, args: argparse.Namespace, spec: RunSpec):
-    """``ds`` with a large memory-mapped float32 ``corpus.npy`` opened as a one-shard
-    :class:`~nudge_core.shards.ShardedCorpus` (results are identical, ``tests/test_outofcore.py``),
-    unless ``--in-memory`` or ``--index`` (the serving indexes are built in memory)."""
-    corpus = ds.corpus_emb
-    if (args.in_memory or spec.indexes or not isinstance(corpus, np.memmap)
-            or corpus.dtype != np.float32 or corpus.nbytes < OUT_OF_CORE_MIB * 2**20
-            or not corpus.filename or not Path(corpus.filename).is_file()):
+    """``ds`` with a large one-file corpus on the out-of-core path (:func:`~nudge_core.shards.
+    route_out_of_core`), unless ``--in-memory`` or ``--index`` (serving indexes are built in memory)."""
+    if args.in_memory or spec.indexes:
         return ds
-    from .shards import ShardedCorpus
+    from .shards import route_out_of_core
 
-    ds.corpus_emb = ShardedCorpus([Path(corpus.filename)], [corpus.shape[0]], corpus.shape[1],
-                                  source=corpus.filename)
-    print(f"note: the corpus is {corpus.nbytes / 2**20:,.0f} MiB: searched out of core, block by "
-          "block (same results; --in-memory to keep it in memory, nudge-explorer shard to split it)",
-          file=sys.stderr)
+    note = route_out_of_core(ds)
+    if note:
+        print(f"note: {note}; --in-memory keeps it in memory, nudge-explorer shard splits it",
+              file=sys.stderr)
     return ds
 
 

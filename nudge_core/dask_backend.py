@@ -49,8 +49,9 @@ class DaskBackend:
                                          dashboard_address=None)
             self.client = Client(self._cluster)
 
-    def map(self, fn, *iterables, broadcast: dict | None = None) -> list:
-        """``[fn(*args, **broadcast) for args in zip(*iterables)]``, one Dask task per ``args``."""
+    def map(self, fn, *iterables, broadcast: dict | None = None, progress=None) -> list:
+        """``[fn(*args, **broadcast) for args in zip(*iterables)]``, one Dask task per ``args``;
+        ``progress(done, total)`` after each task finishes (in completion order)."""
         # the shared arguments as tasks of their own (not client.scatter): Dask can recompute a
         # task whose worker died, while scattered data lost with its worker cancels every task
         # that needs it ("already forgotten"; seen when a worker was killed mid-fit)
@@ -59,6 +60,11 @@ class DaskBackend:
         futures = [self.client.submit(fn, *args, **shared, retries=self.retries, pure=False)
                    for args in zip(*iterables)]
         try:
+            if progress is not None:
+                from distributed import as_completed
+
+                for done, _ in enumerate(as_completed(futures), start=1):
+                    progress(done, len(futures))
             return self.client.gather(futures)
         finally:
             for f in futures + list(shared.values()):

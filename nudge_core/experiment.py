@@ -150,13 +150,21 @@ def run_experiment(dataset: Dataset, split: Split, spec: RunSpec | None = None,
     DaskBackend`: a Dask cluster); results do not depend on the backend.
     """
     spec = spec or RunSpec(dataset.name)
-    report = or_silent(progress)
+    shown = or_silent(progress)
+    stage = [0.0, ""]  # the last report, which a sharded search's per-shard progress extends
+
+    def report(fraction: float, message: str) -> None:
+        stage[:] = fraction, message
+        shown(fraction, message)
     t0 = time.perf_counter()
     train, val, test = (dataset.queries(ids) for ids in (split.train, split.val, split.test))
     if ood is None and split.ood:
         ood = dataset.queries(split.ood)
     if hasattr(dataset.corpus_emb, "unit_view"):  # sharded: normalised shard by shard as read
         normalized = dataset.corpus_emb.unit_view(backend)
+        if progress is not None:
+            normalized.on_shard = lambda done, total: shown(
+                stage[0], f"{stage[1]}: shard {done} of {total}")
     else:
         report(0.02, "normalising records")
         normalized = normalize_rows(dataset.corpus_emb)
@@ -191,5 +199,8 @@ def run_experiment(dataset: Dataset, split: Split, spec: RunSpec | None = None,
         if ood is not None:
             res.ood_comparison = {m: paired_comparison(baseline.ood_per_query[m], res.ood_per_query[m])
                                   for m in COMPARED}
+    for holder in [normalized, *(r.embeddings for r in results.values())]:
+        if getattr(holder, "on_shard", None) is not None:
+            holder.on_shard = None  # this run's progress display is done; later searches are silent
     report(1.0, "done")
     return ExperimentResult(dataset, split, spec, results, test, ood, time.perf_counter() - t0)

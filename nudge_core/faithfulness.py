@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data import QuerySet
-from .projection import Layout, pulling_queries
+from .projection import Layout, blocks, pulling_queries
 from .retrieval import normalize_rows, row_norms
 
 
@@ -122,11 +122,22 @@ class LocalView:
     explained: float
 
 
-def _cosine_top(vectors: np.ndarray, norms: np.ndarray, v: np.ndarray, k: int, skip: int) -> np.ndarray:
-    sims = (vectors @ v) / np.maximum(norms * float(np.linalg.norm(v)), 1e-12)
-    sims[skip] = -np.inf
-    top = np.argpartition(-sims, min(k, len(sims) - 1))[:k]
-    return top[np.argsort(-sims[top], kind="stable")]
+def _cosine_top(vectors, norms: np.ndarray | None, v: np.ndarray, k: int, skip: int) -> np.ndarray:
+    """(k,) rows of ``vectors`` (n, d) most cosine-similar to ``v`` (d,), best first, ``skip``
+    left out; block by block (:func:`~nudge_core.projection.blocks`), so an out-of-core corpus is
+    never held whole. ``norms``: (n,) row norms if known (else computed per block)."""
+    vn = float(np.linalg.norm(v))
+    best_s, best_r = np.zeros(0, np.float32), np.zeros(0, np.int64)
+    for start, block in blocks(vectors):
+        bn = row_norms(block) if norms is None else norms[start:start + len(block)]
+        sims = (block @ v) / np.maximum(bn * vn, 1e-12)
+        if start <= skip < start + len(block):
+            sims[skip - start] = -np.inf
+        s = np.concatenate([best_s, sims])
+        r = np.concatenate([best_r, np.arange(start, start + len(block))])
+        keep = np.argpartition(-s, min(k, len(s) - 1))[:k] if len(s) > k else np.arange(len(s))
+        best_s, best_r = s[keep], r[keep]
+    return best_r[np.lexsort((best_r, -best_s))]
 
 
 def local_view(row: int, before: np.ndarray, after: np.ndarray, train: QuerySet, *,
@@ -140,10 +151,8 @@ def local_view(row: int, before: np.ndarray, after: np.ndarray, train: QuerySet,
     if not 0 <= row < before.shape[0]:
         raise ValueError(f"record row {row} is outside 0..{before.shape[0] - 1}")
     k = min(k, before.shape[0] - 1)
-    bn = row_norms(before) if before_norms is None else before_norms
-    an = row_norms(after) if after_norms is None else after_norms
-    nb = _cosine_top(before, bn, np.asarray(before[row], np.float32), k, row)
-    na = _cosine_top(after, an, np.asarray(after[row], np.float32), k, row)
+    nb = _cosine_top(before, before_norms, np.asarray(before[row], np.float32), k, row)
+    na = _cosine_top(after, after_norms, np.asarray(after[row], np.float32), k, row)
     qpos = pulling_queries(train, row)
     parts = [before[row][None], after[row][None], train.emb[qpos].reshape(-1, before.shape[1]),
              before[nb], after[na]]

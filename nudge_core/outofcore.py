@@ -137,8 +137,15 @@ def topk_sorted(scores: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarra
 class LocalBackend:
     """Runs shard tasks one after the other in this process (the default backend)."""
 
-    def map(self, fn, *iterables, broadcast: dict | None = None) -> list:
-        return [fn(*args, **(broadcast or {})) for args in zip(*iterables)]
+    def map(self, fn, *iterables, broadcast: dict | None = None, progress=None) -> list:
+        """``fn`` over the zipped ``iterables`` in order; ``progress(done, total)`` after each."""
+        tasks = list(zip(*iterables))
+        out = []
+        for args in tasks:
+            out.append(fn(*args, **(broadcast or {})))
+            if progress is not None:
+                progress(len(out), len(tasks))
+        return out
 
 
 class ShardedIndex:
@@ -147,8 +154,10 @@ class ShardedIndex:
     Array-like (``shape``, ``ndim``, ``dtype``, row slicing and fancy indexing, item assignment
     into the overlay, ``copy``) so the engine's fits and :class:`~nudge_core.index.ExactIndex` run
     on it unchanged, and an :class:`~nudge_core.index.Index` (``search``, ``take``, ``replace``).
-    ``backend``: anything with ``map(fn, *iterables, broadcast=...)`` (:class:`LocalBackend`,
-    :class:`~nudge_core.dask_backend.DaskBackend`).
+    ``backend``: anything with ``map(fn, *iterables, broadcast=..., progress=...)``
+    (:class:`LocalBackend`, :class:`~nudge_core.dask_backend.DaskBackend`). ``on_shard``: None or
+    ``callable(done, total)``, called as each shard of a search or write finishes (copies share it;
+    the app and the CLI show it as progress per shard).
     """
 
     ndim = 2
@@ -161,6 +170,7 @@ class ShardedIndex:
         self.n, self.dim = corpus.shape
         self.over_rows = np.zeros(0, np.int64)
         self.over_vecs = np.zeros((0, self.dim), np.float32)
+        self.on_shard = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -176,6 +186,7 @@ class ShardedIndex:
     def copy(self) -> "ShardedIndex":
         """A view of the same shards with its own overlay (what a fit writes its moved rows into)."""
         other = ShardedIndex(self.corpus, self.normalize, self.backend)
+        other.on_shard = self.on_shard
         other.over_rows, other.over_vecs = self.over_rows.copy(), self.over_vecs.copy()
         return other
 
@@ -198,9 +209,25 @@ class ShardedIndex:
         out[hit] = self.over_vecs[pos[hit]]
         return out
 
+    def _slice(self, start: int, stop: int) -> np.ndarray:
+        """Rows [start, stop) read as contiguous ranges of their shards (one pass per shard, pages
+        released as read), overlay rows in place."""
+        out = np.empty((max(stop - start, 0), self.dim), np.float32)
+        c = self.corpus
+        for i in range(c.n_shards):
+            a, b = max(start, int(c.offsets[i])), min(stop, int(c.offsets[i + 1]))
+            if a < b:
+                base = _UnitShard(_load(str(c.paths[i])), str(c.paths[i]), self.normalize)
+                off = int(c.offsets[i])
+                out[a - start:b - start] = base[a - off:b - off]
+        lo, hi = np.searchsorted(self.over_rows, [start, stop])
+        out[self.over_rows[lo:hi] - start] = self.over_vecs[lo:hi]
+        return out
+
     def __getitem__(self, key) -> np.ndarray:
         if isinstance(key, slice):
-            return self.take(np.arange(*key.indices(self.n)))
+            start, stop, step = key.indices(self.n)
+            return self._slice(start, stop) if step == 1 else self.take(np.arange(start, stop, step))
         rows = np.asarray(key)
         return self.take(rows.reshape(-1))[0] if rows.ndim == 0 else self.take(rows)
 
@@ -235,7 +262,8 @@ class ShardedIndex:
         skip = np.union1d(excl, self.over_rows)
         paths, offsets = self._tasks()
         parts = self.backend.map(search_shard, paths, offsets, broadcast=dict(
-            queries=queries, k=k, exclude=skip, normalize=self.normalize, want_excluded=True))
+            queries=queries, k=k, exclude=skip, normalize=self.normalize, want_excluded=True),
+            progress=self.on_shard)
         free = ~np.isin(self.over_rows, excl)  # overlay rows that compete
         over_scores = queries @ self.over_vecs.T
         scores = np.concatenate([p[0] for p in parts] + [over_scores[:, free]], axis=1)
@@ -264,7 +292,8 @@ class ShardedIndex:
         paths, offsets = self._tasks()
         names = [f"shard-{i:05d}.npy" for i in range(len(paths))]
         self.backend.map(write_shard, paths, offsets, [str(folder / n) for n in names], broadcast=dict(
-            normalize=self.normalize, rows=self.over_rows, vectors=self.over_vecs))
+            normalize=self.normalize, rows=self.over_rows, vectors=self.over_vecs),
+            progress=self.on_shard)
         (folder / MANIFEST).write_text(json.dumps(
             {"shards": [[n, r] for n, r in zip(names, self.corpus.rows)]}), encoding="utf-8")
         return open_sharded(folder)

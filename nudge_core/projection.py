@@ -25,7 +25,7 @@ import numpy as np
 
 from .data import QuerySet
 from .progress import Progress
-from .retrieval import normalize_rows, row_norms
+from .retrieval import BLOCK_ROWS, normalize_rows, row_norms
 
 #: Held while a UMAP fit/transform runs: numba-parallel UMAPs must not overlap.
 UMAP_LOCK = threading.Lock()
@@ -261,21 +261,42 @@ def pulling_queries(train: QuerySet, row: int) -> np.ndarray:
     return queries[rows == row]
 
 
+def blocks(vectors, block_rows: int = BLOCK_ROWS):
+    """``(start, (m, d) float32 block)`` over the rows of ``vectors`` (an array, a memory map or a
+    sharded corpus's view): what lets a whole-corpus scan hold one block at a time."""
+    for start in range(0, vectors.shape[0], block_rows):
+        yield start, np.asarray(vectors[start:start + block_rows], dtype=np.float32)
+
+
+def rank_of(row: int, queries: np.ndarray, vectors, block_rows: int = BLOCK_ROWS) -> np.ndarray:
+    """(p,) rank (1 = first) of record ``row`` for each of ``queries`` (p, d) among all rows of
+    ``vectors`` (n, d) by inner product, ties counted in the record's favour; block by block, the
+    record's own score read off the same product as its block's rivals."""
+    lo = row // block_rows * block_rows
+    own = queries @ np.asarray(vectors[lo:lo + block_rows], dtype=np.float32).T
+    target = own[:, row - lo:row - lo + 1]
+    above = np.zeros(len(queries), np.int64)
+    for start in range(0, vectors.shape[0], block_rows):
+        scores = own if start == lo else \
+            queries @ np.asarray(vectors[start:start + block_rows], dtype=np.float32).T
+        above += (scores > target).sum(axis=1)
+    return 1 + above
+
+
 def why_moved(row: int, before: np.ndarray, after: np.ndarray, train: QuerySet,
               max_queries: int = 50) -> WhyMoved:
     """The pulls behind record ``row``'s move: ``before`` / ``after`` (n, d) are the record
     vectors searched without / with fine-tuning (e.g. ``MethodResult.embeddings``), ``train``
     the training queries. Ranks cost one (n, d) product per pulling query (at most
-    ``max_queries`` listed)."""
+    ``max_queries`` listed), computed block by block (:func:`rank_of`), so an out-of-core corpus
+    is read once per vector set and never held whole."""
     if not 0 <= row < before.shape[0]:
         raise ValueError(f"record row {row} is outside 0..{before.shape[0] - 1}")
     pos = pulling_queries(train, row)[:max_queries]
     q = np.asarray(train.emb[pos], dtype=np.float32).reshape(-1, before.shape[1])
     v, e = np.asarray(before[row], np.float32), np.asarray(after[row], np.float32)
     qn = np.maximum(row_norms(q), 1e-12)
-    sb, sa = q @ np.asarray(before).T, q @ np.asarray(after).T  # (p, n) scores
-    rank_b = 1 + (sb > sb[:, row:row + 1]).sum(axis=1)  # its own score from the same product
-    rank_a = 1 + (sa > sa[:, row:row + 1]).sum(axis=1)
+    rank_b, rank_a = rank_of(row, q, before), rank_of(row, q, after)
     nv, ne = float(np.linalg.norm(v)), float(np.linalg.norm(e))
     return WhyMoved(int(row), float(np.linalg.norm(e - v)), nv, ne, pos,
                     [train.ids[j] for j in pos], (q @ v) / (qn * max(nv, 1e-12)),

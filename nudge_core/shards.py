@@ -33,6 +33,38 @@ from .matrices import _npy_header
 #: Folder of row-shards inside ``emb/<model>/``, and its optional manifest.
 SHARD_DIR = "corpus"
 MANIFEST = "manifest.json"
+#: A one-file float32 corpus of this many MiB or more runs on the out-of-core path by default
+#: (its file becomes one shard): the in-memory path holds the mapped file, a normalised copy and
+#: NUDGE's output copy (300k x 384: 2.0 GB peak for a 440 MB corpus, ``benchmarks/bench_outofcore.py``).
+OUT_OF_CORE_MIB = 256
+
+
+def is_out_of_core(corpus) -> bool:
+    """Whether ``corpus`` is searched shard by shard (a :class:`ShardedCorpus`)."""
+    return hasattr(corpus, "unit_view")
+
+
+def corpus_mib(corpus) -> float:
+    """The corpus matrix's size in MiB as float32 ((n, d) * 4 bytes), however it is stored."""
+    n, d = corpus.shape
+    return n * d * 4 / 2**20
+
+
+def route_out_of_core(ds, limit_mib: float | None = None) -> str | None:
+    """Open ``ds``'s memory-mapped float32 ``corpus.npy`` of ``limit_mib`` MiB or more as a
+    one-shard :class:`ShardedCorpus` (in place; results are identical, ``tests/test_outofcore.py``)
+    and return a note saying so; None when the corpus stays as it is (smaller, already sharded,
+    converted from another dtype, or not a file). ``limit_mib``: default :data:`OUT_OF_CORE_MIB`."""
+    limit_mib = OUT_OF_CORE_MIB if limit_mib is None else limit_mib
+    corpus = ds.corpus_emb
+    if (not isinstance(corpus, np.memmap) or corpus.dtype != np.float32
+            or corpus.nbytes < limit_mib * 2**20 or not corpus.filename
+            or not Path(corpus.filename).is_file()):
+        return None
+    ds.corpus_emb = ShardedCorpus([Path(corpus.filename)], [corpus.shape[0]], corpus.shape[1],
+                                  source=corpus.filename)
+    return (f"the corpus is {corpus.nbytes / 2**20:,.0f} MiB, over the in-memory limit of "
+            f"{limit_mib:,.0f} MiB: it is searched out of core, block by block (same results)")
 
 
 def _open_shard(path: Path) -> np.memmap:

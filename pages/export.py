@@ -51,9 +51,13 @@ with page_errors():  # the page's one error boundary: tracebacks go to the log
     with c1:
         chosen = st.multiselect("Embeddings of", methods, default=[m for m in methods if m != REFERENCE],
                                 format_func=label)
+        large = sources.too_large(ds)
         st.download_button("Fine-tuned embeddings (.zip of .npy + ids)",
                            lambda: embeddings_zip(result, chosen), file_name=f"{name}-embeddings.zip",
-                           mime="application/zip", disabled=not chosen)
+                           mime="application/zip", disabled=not chosen or bool(large))
+        if large:
+            st.caption(f"{large}: too large to download through the browser. The command below "
+                       "with `--save-embeddings DIR` writes the fine-tuned records shard by shard.")
     with c2:
         st.download_button("Results JSON (CLI schema)", lambda: results_json(result),
                            file_name=f"{name}-result.json", mime="application/json")

@@ -93,7 +93,7 @@ with page_errors():  # the page's one error boundary: tracebacks go to the log
     est = res.estimator
     train = ds.queries(result.split.train)
     counts = pull_counts(train, ds.n_records)
-    labels = [mv.record_label(ds, r) for r in range(ds.n_records)]
+    labels = mv.RecordLabels(ds)
     after_norms = np.linalg.norm(res.embeddings[est.moved_], axis=1)
     queries = {k: v for k, v in lay.queries.items() if k in overlay}
 

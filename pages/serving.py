@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from explorer_app import runs, session
+from explorer_app import runs, session, sources
 from explorer_app.widgets import ProgressSlot, page_errors
 from nudge_core import registry
 from nudge_core.exports import reproduce_command
@@ -26,6 +26,14 @@ with page_errors():  # the page's one error boundary: tracebacks go to the log
         "the same difference in exact search. NUDGE-M's records are not unit length: a cosine index "
         "would re-normalise them, so it is shown both ways.")
     result = runs.require_result()
+    large = sources.too_large(result.dataset)
+    if large:
+        st.info(f"{large}. Serving indexes are built in memory over the whole corpus, so this page "
+                "does not build them here. On a machine with the memory, the command line does "
+                "(each `--index` is one configuration):", icon=":material/info:")
+        st.code(reproduce_command(replace(runs.cli_spec(result.spec), indexes=(
+            PRESETS["int8"], PRESETS["binary + rescore"]))), language="bash")
+        st.stop()
     chosen = st.multiselect("Index configurations", list(PRESETS), key="serving_presets",
                             default=["int8", "binary + rescore", "HNSW M=32"])
     custom = st.text_input("More, as on the command line (comma between specs is not allowed; "

@@ -55,6 +55,15 @@ def test_local_cluster_with_two_workers_gives_identical_results(cluster, data):
     assert_same(run(data / "one"), ooc)
 
 
+def test_progress_counts_each_finished_task_and_results_keep_their_order(cluster):
+    seen = []
+    with distributed.Client(cluster) as client:
+        out = DaskBackend(client=client).map(pow, [5, 2, 3, 4], broadcast={"exp": 2},
+                                             progress=lambda done, total: seen.append((done, total)))
+    assert out == [25, 4, 9, 16]
+    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+
 def test_a_worker_killed_mid_fit_is_retried_and_the_result_is_identical(cluster, data, tmp_path):
     ds = load_dataset(data / "sharded")
     split = paper_split(ds.labelled_ids, seed=0)

@@ -131,9 +131,9 @@ def test_cli_routes_a_large_one_file_corpus_out_of_core_with_the_same_results(to
                                                                              monkeypatch, capsys):
     import json
 
-    from nudge_core import cli
+    from nudge_core import cli, shards
 
-    monkeypatch.setattr(cli, "OUT_OF_CORE_MIB", 0)  # every one-file corpus counts as large
+    monkeypatch.setattr(shards, "OUT_OF_CORE_MIB", 0)  # every one-file corpus counts as large
     argv = ["run", str(toy / "one"), "--methods", METHODS]
     assert cli.main([*argv, "--out", str(tmp_path / "ooc.json")]) == 0
     assert "searched out of core" in capsys.readouterr().err
@@ -151,3 +151,56 @@ def test_scheduler_without_the_dask_backend_is_refused(toy, capsys):
 
     assert main(["run", str(toy / "one"), "--scheduler", "tcp://127.0.0.1:1"]) == 2
     assert "--scheduler needs --backend dask" in capsys.readouterr().err
+
+
+def test_row_slices_of_the_view_equal_the_in_memory_rows(toy, tmp_path):
+    corpus = np.load(next((toy / "one" / "emb").iterdir()) / "corpus.npy")
+    view = write_shards(corpus, tmp_path / "s", rows=70).unit_view()
+    view.replace(np.array([3, 69, 70, 299]), np.ones((4, corpus.shape[1]), np.float32))
+    expect = normalize_rows(corpus)
+    expect[[3, 69, 70, 299]] = 1
+    for a, b in ((0, 300), (65, 141), (69, 70), (299, 300), (10, 10)):
+        np.testing.assert_array_equal(view[a:b], expect[a:b])
+    np.testing.assert_array_equal(view[5:200:7], expect[5:200:7])
+
+
+def test_progress_is_reported_per_shard_and_cleared_after_the_run(toy, tmp_path):
+    folder = reshard(toy / "one", tmp_path / "four", [70, 70, 70, 90])
+    seen = []
+    spec = RunSpec.from_argv([str(folder), "--methods", METHODS])
+    ds, split, ood = load_run(spec)
+    result = run_experiment(ds, split, spec, ood=ood, progress=lambda f, m: seen.append((f, m)))
+    shard_lines = [m for _, m in seen if ": shard " in m]
+    assert {f"fitting nudge-n: shard {i} of 4" for i in range(1, 5)} <= set(shard_lines)
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions)  # a shard line repeats its stage's fraction
+    assert all(getattr(r.embeddings, "on_shard", None) is None for r in result.methods.values())
+
+
+def test_why_moved_and_local_view_on_a_sharded_corpus_equal_the_in_memory_ones(toy, tmp_path):
+    from nudge_core.faithfulness import local_view
+    from nudge_core.projection import rank_of, why_moved
+
+    folder = reshard(toy / "one", tmp_path / "four", [70, 70, 70, 90])
+    mem, ooc = run(toy / "one", "--gamma", "0.2"), run(folder, "--gamma", "0.2")
+    train = mem.dataset.queries(mem.split.train)
+    est = mem.methods["nudge-n"].estimator
+    for row in est.moved_[:5]:
+        pairs = []
+        for res in (mem, ooc):
+            before, after = res.methods["none"].embeddings, res.methods["nudge-n"].embeddings
+            pairs.append((why_moved(int(row), before, after, train),
+                          local_view(int(row), before, after, train, k=6)))
+        (wm, lm), (wo, lo) = pairs
+        np.testing.assert_array_equal(wm.rank_after, wo.rank_after)
+        np.testing.assert_array_equal(wm.rank_before, wo.rank_before)
+        np.testing.assert_array_equal(lm.after_rows, lo.after_rows)
+        np.testing.assert_array_equal(lm.before_rows, lo.before_rows)
+    # blocked ranks equal one product over all rows, whatever the block size
+    q = train.emb[:9]
+    vecs = np.asarray(mem.methods["nudge-n"].embeddings)
+    for row in (0, 64, 299):
+        scores = q @ vecs.T
+        full = 1 + (scores > scores[:, row:row + 1]).sum(axis=1)
+        for block in (7, 64, 1000):
+            np.testing.assert_array_equal(rank_of(row, q, vecs, block_rows=block), full)
