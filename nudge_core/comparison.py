@@ -123,8 +123,8 @@ def dataset_fingerprint(ds: Dataset) -> str:
     in blocks of rows), their ids and every judgement. Names and file paths do not enter it, so
     the same data loaded from a folder or an upload hashes the same, and two datasets with one
     name do not."""
-    return _sha(_rows(ds.corpus_emb), _rows(ds.query_emb), _text(ds.corpus_ids),
-                _text(ds.query_ids), _text(ds.qrels))
+    return _sha(_rows(ds.corpus_emb), _rows(ds.query_emb), ds.corpus_ids.json_chunks(),
+                ds.query_ids.json_chunks(), _text(ds.qrels))
 
 
 def split_fingerprint(split: Split) -> str:

@@ -28,6 +28,7 @@ import numpy as np
 from .errors import DataError
 from .files import (MAX_ZIP_BYTES, MAX_ZIP_MEMBERS, cr_only_hint, dataset_root, excerpt, read_id_list,
                     read_jsonl_texts, remove_tree, safe_extract_zip)
+from .ids import IdList, IdLookup, as_id_list
 from .matrices import check_matrix, degenerate_notes, load_matrix
 from .qrels import check_grade, read_qrels
 from .relevance import Relevance
@@ -84,14 +85,15 @@ class Dataset:
     judgement to ``{corpus_id: grade}`` (all files pooled); ``qrels_files`` keeps each file's own
     judgements (``"train"``, ``"test"``, ...). ``labelled_ids`` lists the usable queries in pooled
     order: qrels files in :data:`QRELS_ORDER`, each in order of first appearance.
-    ``notes`` records every conversion and exclusion made while loading.
+    ``notes`` records every conversion and exclusion made while loading. Ids are
+    :class:`~nudge_core.ids.IdList` (a list given is converted; ~8-16 bytes per id, not ~150).
     """
 
     name: str
     model: str
-    corpus_ids: list[str]
+    corpus_ids: IdList
     corpus_emb: np.ndarray
-    query_ids: list[str]
+    query_ids: IdList
     query_emb: np.ndarray
     qrels: dict[str, dict[str, int]]
     qrels_files: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
@@ -101,8 +103,11 @@ class Dataset:
     source: str = ""
 
     def __post_init__(self) -> None:
-        self.record_row = {cid: i for i, cid in enumerate(self.corpus_ids)}
-        self.query_row = {qid: i for i, qid in enumerate(self.query_ids)}
+        self.corpus_ids = as_id_list(self.corpus_ids)
+        self.query_ids = as_id_list(self.query_ids)
+
+    record_row = property(lambda self: self.corpus_ids.lookup, doc="corpus id -> row (IdLookup)")
+    query_row = property(lambda self: self.query_ids.lookup, doc="query id -> row (IdLookup)")
 
     @property
     def n_records(self) -> int:
@@ -122,29 +127,35 @@ class Dataset:
         if unknown:
             raise DataError(f"{len(unknown)} query ids have no positive judgement or are unknown, "
                             f"e.g. {', '.join(excerpt(q) for q in unknown[:3])}", "split")
-        rows = np.fromiter((self.query_row[q] for q in ids), dtype=np.int64, count=len(ids))
+        rows = self.query_row.rows(list(ids))
         emb = np.asarray(self.query_emb[rows], dtype=np.float32) if len(ids) else \
             np.zeros((0, self.dim), np.float32)
         return _resolve(ids, emb, self.qrels, self.record_row)
 
 
 def _resolve(ids: list[str], emb: np.ndarray, qrels: dict[str, dict[str, int]],
-             record_row: dict[str, int]) -> QuerySet:
-    answers, grades = [], []
-    for q in ids:
-        pos = [(record_row[d], g) for d, g in qrels[q].items() if g > 0]
-        answers.append(np.array([r for r, _ in pos], dtype=np.int64))
-        grades.append(np.array([g for _, g in pos], dtype=np.float64))
+             record_row: IdLookup) -> QuerySet:
+    """The positive judgements of ``ids`` as corpus rows (looked up in one numpy call)."""
+    pos = [[(d, g) for d, g in qrels[q].items() if g > 0] for q in ids]
+    records = [d for judged in pos for d, _ in judged]
+    rows = record_row.rows(records)
+    if (rows < 0).any():
+        raise KeyError(records[int(np.argmax(rows < 0))])
+    answers = np.split(rows, np.cumsum([len(judged) for judged in pos])[:-1]) if pos else []
+    grades = [np.array([g for _, g in judged], dtype=np.float64) for judged in pos]
     return QuerySet(list(ids), emb, answers, grades)
 
 
 def _pool_qrels(files: dict[str, dict[str, dict[str, int]]], labels: dict[str, str],
-                corpus_row: dict[str, int], query_row: dict[str, int], notes: list[str],
+                corpus_row: IdLookup, query_row: IdLookup, notes: list[str],
                 lines: dict[str, dict[tuple[str, str], int]] | None = None) -> dict[str, dict[str, int]]:
     """Merge qrels files, check every id, drop queries without a positive judgement (noted).
 
     ``lines`` (file name -> {(query, record): line}) lets messages name the offending line.
+    Unknown ids are found first in one numpy lookup per id list, then reported in file order.
     """
+    unknown_q = query_row.missing({q for judged in files.values() for q in judged})
+    unknown_d = corpus_row.missing({d for part in files.values() for ds in part.values() for d in ds})
     def order(name: str) -> tuple[int, str]:
         return (QRELS_ORDER.index(name) if name in QRELS_ORDER else len(QRELS_ORDER), name)
 
@@ -153,13 +164,13 @@ def _pool_qrels(files: dict[str, dict[str, dict[str, int]]], labels: dict[str, s
     for name in sorted(files, key=order):
         line_of = (lines or {}).get(name, {})
         for qid, judged in files[name].items():
-            if qid not in query_row:
+            if qid in unknown_q:
                 raise DataError(f"query id {excerpt(qid)} is not in the query id list", labels[name],
                                 line=line_of.get((qid, next(iter(judged), ""))))
             merged = pooled.setdefault(qid, {})
             for did, grade in judged.items():
                 line = line_of.get((qid, did))
-                if did not in corpus_row:
+                if did in unknown_d:
                     raise DataError(f"corpus id {excerpt(did)} (query {excerpt(qid)}) is not in the "
                                     "corpus id list",
                                     labels[name], line=line)
@@ -282,9 +293,7 @@ def load_dataset(path: str | Path, model: str | None = None, *, max_bytes: int |
     _check_count(query_ids, queries, str(emb / "query_ids.txt"), "queries.npy")
     _check_pair(corpus, queries, str(emb / "corpus.npy"), str(emb / "queries.npy"))
     files, labels, lines = _read_qrels_dir(root, max_bytes)
-    corpus_row = {c: i for i, c in enumerate(corpus_ids)}
-    query_row = {q: i for i, q in enumerate(query_ids)}
-    qrels = _pool_qrels(files, labels, corpus_row, query_row, notes, lines)
+    qrels = _pool_qrels(files, labels, corpus_ids.lookup, query_ids.lookup, notes, lines)
     notes += degenerate_notes(corpus, "records") + degenerate_notes(queries, "queries")
     corpus_text = query_text = None
     if load_texts:
@@ -314,24 +323,28 @@ def dataset_from_arrays(corpus_emb: np.ndarray, query_emb: np.ndarray,
     queries = check_matrix(np.asarray(query_emb) if not isinstance(query_emb, np.ndarray)
                            else query_emb, "query_emb", "query embeddings", notes)
     _check_pair(corpus, queries, "corpus_emb", "query_emb")
-    corpus_ids = [str(i) for i in range(corpus.shape[0])] if corpus_ids is None else \
-        [str(c) for c in corpus_ids]
-    query_ids = [str(i) for i in range(queries.shape[0])] if query_ids is None else \
-        [str(q) for q in query_ids]
+    corpus_ids = _given_ids(corpus_ids, corpus.shape[0], "corpus_ids")
+    query_ids = _given_ids(query_ids, queries.shape[0], "query_ids")
     for ids, arr, src in ((corpus_ids, corpus, "corpus_ids"), (query_ids, queries, "query_ids")):
         _check_count(ids, arr, src, src.replace("_ids", "_emb"))
-        if len(set(ids)) != len(ids):
-            seen: set[str] = set()
-            dup = next(i for i in ids if i in seen or seen.add(i))
-            raise DataError(f"duplicate id {excerpt(dup)}", src)
+        dup = ids.first_duplicate()
+        if dup is not None:
+            raise DataError(f"duplicate id {excerpt(ids[dup[1]])}", src)
     files = {"qrels": {str(q): {str(d): check_grade(g, f"qrels[{excerpt(q)}][{excerpt(d)}]")
                                 for d, g in judged.items()} for q, judged in qrels.items()}}
-    pooled = _pool_qrels(files, {"qrels": "qrels"}, {c: i for i, c in enumerate(corpus_ids)},
-                         {q: i for i, q in enumerate(query_ids)}, notes)
+    pooled = _pool_qrels(files, {"qrels": "qrels"}, corpus_ids.lookup, query_ids.lookup, notes)
     notes += degenerate_notes(corpus, "records") + degenerate_notes(queries, "queries")
     return Dataset(name=name, model=model, corpus_ids=corpus_ids, corpus_emb=corpus,
                    query_ids=query_ids, query_emb=queries, qrels=pooled, qrels_files=files,
                    notes=notes, source=name)
+
+
+def _given_ids(ids, n: int, src: str) -> IdList:
+    """Ids passed from Python (``str()`` of each), or ``"0".."n-1"`` when None."""
+    try:
+        return IdList.numbered(n) if ids is None else as_id_list(map(str, ids))
+    except ValueError as exc:  # a lone surrogate
+        raise DataError(str(exc), src) from None
 
 
 @dataclass
@@ -391,10 +404,9 @@ def load_query_set(path: str | Path, dataset: Dataset, *, max_bytes: int | None 
     _check_count(ids, arr, str(emb / "query_ids.txt"), "queries.npy")
     _check_pair(dataset.corpus_emb, arr, "corpus", str(emb / "queries.npy"))
     files, labels, lines = _read_qrels_dir(root, max_bytes)
-    row = {q: i for i, q in enumerate(ids)}
-    qrels = _pool_qrels(files, labels, dataset.record_row, row, notes, lines)
+    qrels = _pool_qrels(files, labels, dataset.record_row, ids.lookup, notes, lines)
     qids = list(qrels)
-    rows = [row[q] for q in qids]
+    rows = ids.lookup.rows(qids)
     qs = _resolve(qids, np.asarray(arr[rows], dtype=np.float32), qrels, dataset.record_row)
     notes += degenerate_notes(qs.emb, "OOD queries")
     texts = read_jsonl_texts(root / "queries.jsonl", max_bytes, notes) \

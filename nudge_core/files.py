@@ -20,9 +20,11 @@ import stat
 import sys
 import zipfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import DataError
+from .ids import IdList
 
 #: Zip archives that expand more than this many times their size are refused (zip bombs).
 MAX_ZIP_RATIO = 200
@@ -108,7 +110,16 @@ def read_text_lines(path: Path, max_bytes: int | None = None) -> list[str]:
     ``max_bytes`` caps the file's size and, for ``.gz``, what it decompresses to. Raises DataError
     naming the first line that is not valid UTF-8.
     """
-    raw = _read_bytes(path, max_bytes)
+    text = _decode(_read_bytes(path, max_bytes), path)
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+
+
+def _decode(raw: bytearray | bytes, path: Path) -> str:
+    """``raw`` (a text file's bytes) as text, without a UTF-8 byte-order mark; DataError naming
+    the line of the first byte that is not UTF-8, else of the first NUL."""
     start = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
     try:
         text = str(memoryview(raw)[start:], "utf-8")
@@ -116,14 +127,10 @@ def read_text_lines(path: Path, max_bytes: int | None = None) -> list[str]:
         line = raw.count(b"\n", 0, start + exc.start) + 1
         raise DataError(f"not valid UTF-8 (byte {start + exc.start}); save the file as UTF-8",
                         str(path), line=line) from None
-    del raw
     if "\x00" in text:
         line = text.count("\n", 0, text.index("\x00")) + 1
         raise DataError("contains a NUL byte; expected a text file", str(path), line=line)
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+    return text
 
 
 def parse_json(text: str, source: str, line: int | None = None) -> object:
@@ -171,23 +178,54 @@ def _deepest(text: str) -> tuple[int, int]:
     return best, at
 
 
-def read_id_list(path: Path, max_bytes: int | None = None) -> list[str]:
-    """One id per line, in row order. Blank lines and duplicate ids are errors."""
-    lines = read_text_lines(path, max_bytes)
-    if not lines:
+def read_id_list(path: Path, max_bytes: int | None = None) -> IdList:
+    """One id per line (stripped), in row order, as an :class:`~nudge_core.ids.IdList` (one numpy
+    array, no Python string per id). Blank lines and duplicate ids are errors, the first in line
+    order reported (a duplicate with the line it first appeared on); found with numpy (the
+    ids' argsort, kept as the list's lookup), not a dict. The file is decoded
+    :data:`ID_CHUNK_BYTES` at a time: its bytes, the array and one chunk of strings are held at
+    once, never a list of all lines (~20 bytes per 8-byte id at the peak, 16 kept).
+    """
+    raw = _read_bytes(path, max_bytes)
+    if b"\x00" in raw:
+        _decode(raw, path)  # raises what read_text_lines raises: the first bad UTF-8, else the NUL
+    chunks = _stripped_lines(raw, path)
+    del raw  # the generator holds the bytes until it has decoded them all, then lets them go
+    ids = IdList.from_chunks(chunks)
+    if not len(ids):
         raise DataError("the id list is empty; expected one id per line", str(path))
-    seen: dict[str, int] = {}
-    ids = []
-    for number, raw in enumerate(lines, start=1):
-        ident = raw.strip()
-        if not ident:
-            raise DataError("blank id; expected one non-empty id per line", str(path), line=number)
-        if ident in seen:
-            raise DataError(f"duplicate id {excerpt(ident)} (first on line {seen[ident]})", str(path),
-                            line=number)
-        seen[ident] = number
-        ids.append(ident)
+    blank, dup = ids.first_blank(), ids.first_duplicate()
+    if blank is not None and (dup is None or blank < dup[1]):
+        raise DataError("blank id; expected one non-empty id per line", str(path), line=blank + 1)
+    if dup is not None:
+        raise DataError(f"duplicate id {excerpt(ids[dup[1]])} (first on line {dup[0] + 1})",
+                        str(path), line=dup[1] + 1)
     return ids
+
+
+#: Bytes of an id file decoded at a time by :func:`read_id_list` (cut after a line end).
+ID_CHUNK_BYTES = 1 << 16
+
+
+def _stripped_lines(raw: bytearray | bytes, path: Path) -> Iterator[list[str]]:
+    """The stripped lines of ``raw``, a list per chunk of about :data:`ID_CHUNK_BYTES`, split as
+    :func:`read_text_lines` splits the whole text (chunks end after a ``\\n``, which is never
+    part of a UTF-8 sequence, so a bad byte is found where decoding the whole file finds it)."""
+    view, size = memoryview(raw), len(raw)
+    pos = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
+    while pos < size:
+        cut = raw.find(b"\n", pos + ID_CHUNK_BYTES) if pos + ID_CHUNK_BYTES < size else -1
+        end = size if cut < 0 else cut + 1
+        try:
+            text = str(view[pos:end], "utf-8")
+        except UnicodeDecodeError:
+            _decode(raw, path)  # raises the whole file's message: same byte, same line
+            raise
+        lines = text.split("\n")
+        if text.endswith("\n"):
+            lines.pop()
+        yield [ln.strip() for ln in lines]
+        pos = end
 
 
 def read_jsonl_texts(path: Path, max_bytes: int | None = None,
