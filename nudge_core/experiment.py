@@ -136,6 +136,20 @@ def _json_safe(obj):
     return obj
 
 
+def _share_scan(normalized, estimators, queries: QuerySet) -> None:
+    """On a sharded corpus: one pass over the shards for ``queries`` that every method searching
+    a view of it with these query vectors answers from (:func:`~nudge_core.outofcore.share_scan`);
+    a method that transforms its queries (the adaptor) or holds its own vectors makes its own."""
+    if not hasattr(normalized, "scan"):
+        return
+    from .outofcore import share_scan
+
+    views = [e.index_.vectors for e in estimators
+             if getattr(getattr(e, "index_", None), "vectors", None) is not None
+             and getattr(e.index_.vectors, "corpus", None) is normalized.corpus]
+    share_scan(views, queries.emb, TOP_K)
+
+
 def run_experiment(dataset: Dataset, split: Split, spec: RunSpec | None = None,
                    ood: QuerySet | None = None, progress: Progress | None = None,
                    backend=None) -> ExperimentResult:
@@ -169,6 +183,7 @@ def run_experiment(dataset: Dataset, split: Split, spec: RunSpec | None = None,
         report(0.02, "normalising records")
         normalized = normalize_rows(dataset.corpus_emb)
     results: dict[str, MethodResult] = {}
+    fitted: dict[str, FineTuner] = {}
     for i, settings in enumerate(spec.methods):
         name = settings.name
         report(0.05 + 0.9 * i / len(spec.methods), f"fitting {name}")
@@ -180,15 +195,21 @@ def run_experiment(dataset: Dataset, split: Split, spec: RunSpec | None = None,
             lo, hi = 0.05 + 0.9 * i / len(spec.methods), 0.05 + 0.9 * (i + 1) / len(spec.methods)
             est.progress = lambda f, m, lo=lo, hi=hi, name=name: report(lo + (hi - lo) * f,
                                                                         f"{name}: {m}")
-        est = est.fit(dataset.corpus_emb, train, val, normalized=normalized, **extra)
+        fitted[name] = est.fit(dataset.corpus_emb, train, val, normalized=normalized, **extra)
+    report(0.95, "searching the test queries")
+    _share_scan(normalized, fitted.values(), test)
+    for name, est in fitted.items():
         est.prepare_queries(test)
         top = est.search(test.emb, TOP_K)
-        res = MethodResult(name, est, top, evaluate(top, test))
-        if ood is not None:
+        results[name] = MethodResult(name, est, top, evaluate(top, test))
+    if ood is not None:
+        report(0.955, "searching the OOD queries")
+        _share_scan(normalized, fitted.values(), ood)
+        for name, est in fitted.items():
             est.prepare_queries(ood)
+            res = results[name]
             res.ood_top = est.search(ood.emb, TOP_K)
             res.ood_per_query = evaluate(res.ood_top, ood)
-        results[name] = res
     report(0.96, "comparing with no fine-tuning")
     baseline = results[registry.REFERENCE]
     for name, res in results.items():
@@ -200,7 +221,8 @@ def run_experiment(dataset: Dataset, split: Split, spec: RunSpec | None = None,
             res.ood_comparison = {m: paired_comparison(baseline.ood_per_query[m], res.ood_per_query[m])
                                   for m in COMPARED}
     for holder in [normalized, *(r.embeddings for r in results.values())]:
-        if getattr(holder, "on_shard", None) is not None:
+        if hasattr(holder, "on_shard"):
             holder.on_shard = None  # this run's progress display is done; later searches are silent
+            holder.scan = None  # (n_queries, moved rows) scores: not kept with the result
     report(1.0, "done")
     return ExperimentResult(dataset, split, spec, results, test, ood, time.perf_counter() - t0)

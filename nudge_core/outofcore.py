@@ -134,6 +134,47 @@ def topk_sorted(scores: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarra
     return out_s, out_r
 
 
+def _digest(queries: np.ndarray) -> str:
+    import hashlib
+
+    q = np.ascontiguousarray(queries, dtype=np.float32)
+    return hashlib.sha256(memoryview(q).cast("B")).hexdigest() + str(q.shape)
+
+
+class SharedScan:
+    """One pass over the shards for one query set, serving several views of the same corpus
+    (:func:`share_scan`): the base top ``k`` without the rows ``union`` (every view's overlay
+    rows), and the queries' base scores of ``union`` (n_q, len(union)), read off the same GEMM."""
+
+    def __init__(self, digest: str, k: int, union: np.ndarray, scores: np.ndarray,
+                 rows: np.ndarray, kept: np.ndarray) -> None:
+        self.digest, self.k, self.union = digest, k, union
+        self.scores, self.rows, self.kept = scores, rows, kept
+
+
+def share_scan(views: list, queries: np.ndarray, k: int) -> None:
+    """Search the shards once for ``queries`` (n_q, d) and let each of ``views`` (ShardedIndex
+    views of one corpus, differing only in their overlays) answer its own ``search(queries, k)``
+    from that pass. Evaluating no fine-tuning and NUDGE on a sharded corpus then reads the corpus
+    once per query set instead of once per method; the results are the ones each view's own pass
+    gives (the same GEMM blocks score every row; ``tests/test_outofcore.py``)."""
+    if not views:
+        return
+    first = views[0]
+    union = np.unique(np.concatenate([v.over_rows for v in views]))
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    paths, offsets = first._tasks()
+    parts = first.backend.map(search_shard, paths, offsets, broadcast=dict(
+        queries=queries, k=k, exclude=union, normalize=first.normalize, want_excluded=True),
+        progress=first.on_shard)
+    scores, rows = topk_sorted(np.concatenate([p[0] for p in parts], axis=1),
+                               np.concatenate([p[1] for p in parts], axis=1), k)
+    kept = np.concatenate([p[2] for p in parts], axis=1)
+    scan = SharedScan(_digest(queries), k, union, scores, rows, kept)
+    for v in views:
+        v.scan = scan
+
+
 class LocalBackend:
     """Runs shard tasks one after the other in this process (the default backend)."""
 
@@ -171,6 +212,7 @@ class ShardedIndex:
         self.over_rows = np.zeros(0, np.int64)
         self.over_vecs = np.zeros((0, self.dim), np.float32)
         self.on_shard = None
+        self.scan = None  # a SharedScan this view may answer a search from (share_scan)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -256,6 +298,10 @@ class ShardedIndex:
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if (self.scan is not None and exclude is None and not excluded_scores and k <= self.scan.k
+                and self.scan.digest == _digest(queries)
+                and np.isin(self.over_rows, self.scan.union).all()):
+            return self._from_scan(queries, k)
         excl = np.unique(np.asarray(exclude, np.int64)) if exclude is not None else np.zeros(0, np.int64)
         if excluded_scores and (exclude is None or (len(excl) and not 0 <= excl[0] <= excl[-1] < self.n)):
             raise ValueError("excluded_scores=True needs exclude, with rows inside the base")
@@ -279,6 +325,18 @@ class ShardedIndex:
         if in_over.any():
             kept[:, in_over] = over_scores[:, np.searchsorted(self.over_rows, excl[in_over])]
         return (*top, kept)
+
+    def _from_scan(self, queries: np.ndarray, k: int):
+        """:meth:`search` answered from :attr:`scan`: its base top k, the base scores of the
+        union's rows this view did not move, and this view's overlay rows scored here."""
+        scan = self.scan
+        unmoved = ~np.isin(scan.union, self.over_rows)
+        nq = len(queries)
+        scores = np.concatenate([scan.scores, scan.kept[:, unmoved], queries @ self.over_vecs.T],
+                                axis=1)
+        rows = np.concatenate([scan.rows, np.broadcast_to(scan.union[unmoved], (nq, int(unmoved.sum()))),
+                               np.broadcast_to(self.over_rows, (nq, len(self.over_rows)))], axis=1)
+        return topk_sorted(scores, rows, k)
 
     def write(self, folder: str | Path):
         """Write the (n, d) records this view holds (shards normalised if so, overlay rows in

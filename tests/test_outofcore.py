@@ -204,3 +204,29 @@ def test_why_moved_and_local_view_on_a_sharded_corpus_equal_the_in_memory_ones(t
         full = 1 + (scores > scores[:, row:row + 1]).sum(axis=1)
         for block in (7, 64, 1000):
             np.testing.assert_array_equal(rank_of(row, q, vecs, block_rows=block), full)
+
+
+def test_one_shared_pass_answers_each_views_search_as_its_own_pass(toy, tmp_path):
+    from nudge_core.outofcore import share_scan
+
+    corpus = np.load(next((toy / "one" / "emb").iterdir()) / "corpus.npy")
+    base = write_shards(corpus, tmp_path / "s", rows=70).unit_view()
+    rng = np.random.default_rng(0)
+    views = [base.copy() for _ in range(3)]
+    views[1].replace(np.array([3, 71, 140]), rng.standard_normal((3, corpus.shape[1])).astype(np.float32))
+    views[2].replace(np.array([71, 299]), rng.standard_normal((2, corpus.shape[1])).astype(np.float32))
+    queries = rng.standard_normal((25, corpus.shape[1])).astype(np.float32)
+    own = [v.search(queries, 12) for v in views]
+    calls = []
+    for v in views:
+        v.on_shard = lambda done, total: calls.append(done)
+    share_scan(views, queries, 40)
+    assert len(calls) == 5  # one pass: 5 shards
+    for v, (scores, rows) in zip(views, own):
+        got = v.search(queries, 12)
+        np.testing.assert_array_equal(got[1], rows)
+        np.testing.assert_array_equal(got[0], scores)
+    assert len(calls) == 5  # answered from the shared pass, no shard read again
+    other = queries[::-1].copy()  # other queries: the view searches its shards itself
+    np.testing.assert_array_equal(views[1].search(other, 5)[1], search(other, np.asarray(views[1]), 5)[1])
+    assert len(calls) == 10
