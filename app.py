@@ -36,5 +36,6 @@ with st.sidebar:
                "([arXiv 2409.02343](https://arxiv.org/abs/2409.02343)).")
 summary = st.sidebar.empty()
 session.sidebar_summary(summary)  # shown even if the page stops early
+session.show_restored_notes()
 page.run()  # each page's body runs under explorer_app.widgets.page_errors
 session.sidebar_summary(summary)  # again, with what the page just changed (e.g. a new upload)

@@ -10,7 +10,7 @@ import streamlit as st
 
 from nudge_core.registry import label
 
-from . import folders
+from . import folders, permalink
 from .ood_sets import bundled_ood_dir
 from .runs import default_settings
 from .sources import bundled_source, upload_limit_mb
@@ -41,7 +41,8 @@ def navigation_pages() -> list[st.Page]:
 def init_session() -> None:
     """This session's defaults (idempotent: values already set are kept)."""
     ss = st.session_state
-    if "source" not in ss:
+    fresh = "source" not in ss
+    if fresh:
         folders.process_root()  # the process's upload root; the first one clears dead servers' roots
         ss.source = bundled_source()
     # the bundled example ships an OOD query set: check it from the first visit on
@@ -51,6 +52,14 @@ def init_session() -> None:
     ss.setdefault("upload", None)  # {"key", "content", "dataset", "model", "models", "files", ...}
     ss.setdefault("ood_upload", None)  # {"key", "queries", "data_key", "files"}
     ss.setdefault("load_error", None)
+    if fresh and st.query_params.get(permalink.PARAM):  # a reload: the choices in the address
+        ss.restored_notes = permalink.restore(ss, st.query_params[permalink.PARAM])
+
+
+def show_restored_notes() -> None:
+    """What a reload could not bring back (:func:`permalink.restore`), once, above the page."""
+    for note in st.session_state.pop("restored_notes", None) or ():
+        st.warning(note, icon=":material/history:")
 
 
 def boot() -> None:

@@ -50,6 +50,11 @@ def page_errors():
         st.error(f"Something went wrong on this page ({type(exc).__name__}); it has been logged on "
                  f"the server under reference {ref}. Try again, change the settings, or go back "
                  "to the Data page.", icon=":material/error:")
+    finally:
+        if "source" in st.session_state:  # the choices this run ended with, into the address
+            from .permalink import remember
+
+            remember(st.session_state)
 
 
 def replacing_uploader(label: str, key: str, **kwargs) -> list:

@@ -12,7 +12,6 @@ upload" empties the uploader (defect 9). Screenshots go where the other browser 
 
 from __future__ import annotations
 
-import os
 import re
 import tempfile
 from pathlib import Path
@@ -33,13 +32,9 @@ LOOSE = ("corpus.npy", "queries.npy", "corpus_ids.txt", "query_ids.txt", "test.t
 def no_umap_warmup():
     """Set before the module's server starts: UMAP's background compile (for the Movement page)
     would compete for this test's cores and no page here draws UMAP."""
-    old = os.environ.get("NUDGE_NO_WARMUP")
-    os.environ["NUDGE_NO_WARMUP"] = "1"
-    yield
-    if old is None:
-        os.environ.pop("NUDGE_NO_WARMUP")
-    else:
-        os.environ["NUDGE_NO_WARMUP"] = old
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NUDGE_NO_WARMUP", "1")
+        yield
 
 
 # ---------------------------------------------------------------- reading the page
