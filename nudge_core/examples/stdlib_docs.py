@@ -27,7 +27,9 @@ import importlib
 import inspect
 import re
 import sys
+import threading
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = ["list_records", "record_text", "rebuilt_texts", "is_bundled", "BUNDLED_DIR", "SKIP_MODULES", "MAX_DOC_CHARS"]
@@ -78,13 +80,27 @@ def _allowed_module(name: str) -> bool:
     return not any(p.startswith("_") or p in _SKIP_PARTS for p in parts)
 
 
+#: ``warnings.catch_warnings`` swaps the process-wide filter list and puts the saved one back on
+#: exit, so two threads inside it at once (the app fits model fine-tuning in a worker thread while
+#: another session may rebuild these texts) could leave the other's "ignore" in place for good.
+#: One lock makes the swaps nest one at a time; other threads may still miss a warning meanwhile.
+_QUIET = threading.RLock()
+
+
+@contextmanager
+def _quietly():
+    """Warnings ignored inside (importing and inspecting old modules raises DeprecationWarnings)."""
+    with _QUIET, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
 def _import(name: str):
     """Import a standard-library module quietly; None if it is missing or fails."""
     if not _allowed_module(name):
         return None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with _quietly():
             return importlib.import_module(name)
     except BaseException:  # ImportError, OSError, platform errors, SystemExit from odd modules
         return None
@@ -194,8 +210,7 @@ def _signature(obj, name: str) -> str:
     if isinstance(obj, property) or inspect.ismodule(obj):
         return ""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with _quietly():
             sig = inspect.signature(obj)
     except Exception:
         return ""
