@@ -27,7 +27,9 @@ import streamlit as st
 from nudge_core import registry
 from nudge_core.errors import DataError
 from nudge_core.files import parse_json
-from nudge_core.runspec import SpecError
+from nudge_core.runspec import CHOOSE_RULES, SpecError
+
+from .runs import K_MAX, SEED_MAX, TEST_FRAC, VAL_FRAC
 
 PARAM = "s"
 #: Longest accepted ``s`` value (characters) and its decompressed JSON (bytes).
@@ -79,39 +81,51 @@ def _number(value, lo: float, hi: float, kind=float):
     return kind(value)
 
 
+def _objective(value) -> str | None:
+    """A validation objective the Fine-tune page can show: None, ``hit@1`` or ``family@k``."""
+    if value is None or value == "hit@1":
+        return value
+    family, _, k = value.partition("@") if isinstance(value, str) else ("", "", "")
+    if family not in ("recall", "ndcg", "mrr") or not k.isdigit() or not 1 <= int(k) <= K_MAX:
+        raise ValueError(value)
+    return f"{family}@{int(k)}"
+
+
 def _settings(given: dict, defaults: dict) -> dict:
-    """``defaults`` updated with the known, well-typed values of ``given``; ValueError/SpecError
-    when a value is out of place (then nothing of the settings is taken)."""
+    """``defaults`` updated with ``given``'s values, each one the Fine-tune page's widgets accept
+    (methods offered, γ within each method's bounds, parameters in their range, the objectives and
+    rules offered) and the engine accepts; ValueError/SpecError otherwise (then nothing is taken)."""
     from .runs import method_settings
 
     cfg = json.loads(json.dumps(defaults))  # a deep copy
+    offered = [n for n in registry.names() if n != registry.REFERENCE]
     methods = given.get("methods")
-    if not isinstance(methods, list) or not methods or not all(m in registry.names() for m in methods):
+    if not isinstance(methods, list) or not methods or not all(m in offered for m in methods):
         raise ValueError("methods")
     cfg["methods"] = list(dict.fromkeys(methods))
     for name, g in (given.get("gamma") or {}).items():
         if name not in cfg["gamma"] or not isinstance(g, dict):
             raise ValueError(name)
+        bounds = registry.get(name).gamma
         mode = g.get("mode")
         if mode not in ("automatic", "fixed", "range", "exact"):
             raise ValueError(mode)
         rng = g.get("range")
         if not isinstance(rng, list) or len(rng) != 3:
             raise ValueError("range")
-        cfg["gamma"][name] = {"mode": mode, "value": _number(g.get("value"), 0, 1e6),
-                              "range": [_number(x, 0, 1e6) for x in rng]}
+        cfg["gamma"][name] = {"mode": mode, "value": _number(g.get("value"), bounds.low, bounds.high),
+                              "range": [_number(x, bounds.low, bounds.high) for x in rng[:2]]
+                              + [_number(rng[2], 1e-4, bounds.high)]}
     for name, params in (given.get("params") or {}).items():
         if name not in cfg["params"] or not isinstance(params, dict):
             raise ValueError(name)
+        known = {p.name: p for p in registry.get(name).params}
         for key, value in params.items():
-            if key not in cfg["params"][name] or type(value) is not type(cfg["params"][name][key]):
+            if key not in known:
                 raise ValueError(key)
-            cfg["params"][name][key] = value
-    objective = given.get("objective")
-    if objective is not None and not isinstance(objective, str):
-        raise ValueError("objective")
-    cfg["objective"] = objective
-    if given.get("choose") not in ("smallest", "largest"):
+            cfg["params"][name][key] = known[key].check(value)
+    cfg["objective"] = _objective(given.get("objective"))
+    if given.get("choose") not in CHOOSE_RULES:
         raise ValueError("choose")
     cfg["choose"] = given["choose"]
     for name in cfg["methods"]:
@@ -145,9 +159,9 @@ def restore(ss, text: str) -> list[str]:
         cfg = dict(ss.split_cfg)
         if split.get("mode") in SPLIT_MODES:
             cfg["mode"] = split["mode"]
-        cfg["seed"] = _number(split.get("seed", cfg["seed"]), 0, 2**31 - 1, int)
-        cfg["val_frac"] = _number(split.get("val_frac", cfg["val_frac"]), 0, 1)
-        cfg["test_frac"] = _number(split.get("test_frac", cfg["test_frac"]), 0, 1)
+        cfg["seed"] = _number(split.get("seed", cfg["seed"]), 0, SEED_MAX, int)
+        cfg["val_frac"] = _number(split.get("val_frac", cfg["val_frac"]), *VAL_FRAC)
+        cfg["test_frac"] = _number(split.get("test_frac", cfg["test_frac"]), *TEST_FRAC)
         if split.get("ood") in OOD_CHOICES:
             cfg["ood"] = split["ood"]
         ss.split_cfg = cfg
@@ -165,6 +179,12 @@ def restore(ss, text: str) -> list[str]:
 
 def remember(ss) -> None:
     """Write this session's restorable choices into the page address (query parameter ``s``)."""
-    value = encode(state_of(ss))
-    if st.query_params.get(PARAM) != value:
-        st.query_params[PARAM] = value
+    # written on every run, even when the server's copy already holds it: moving to another page
+    # clears the address in the browser without the server's copy knowing (seen in a browser walk)
+    st.query_params[PARAM] = encode(state_of(ss))
+
+
+def forget() -> None:
+    """Drop the choices from the page address (after a page failed with them)."""
+    if PARAM in st.query_params:
+        del st.query_params[PARAM]

@@ -121,6 +121,14 @@ def current_split(ds):
 
 
 # ---------------------------------------------------------------- settings and the run
+#: Bounds of the Data page's split widgets and of the Fine-tune page's cut-off k: the pages draw
+#: their widgets with them, and a reload restores only values inside them (:mod:`permalink`).
+SEED_MAX = 10_000
+VAL_FRAC = (0.05, 0.4)
+TEST_FRAC = (0.05, 0.5)
+K_MAX = 1000
+
+
 def default_settings() -> dict:
     """The Fine-tune page's form state, from the registry: which methods (``methods``), each γ
     method's γ (``gamma[name]``: mode automatic / fixed / range / exact, a fixed value, a range

@@ -38,6 +38,11 @@ def page_errors():
     ``session.boot()``): bad input that
     reached it is shown as the engine worded it; anything else is logged on the server with its
     traceback and shown as a short box with a reference to find it in the log."""
+    from .permalink import forget, remember
+
+    if "source" in st.session_state:  # at once (a long page run may be reloaded before its end)
+        remember(st.session_state)
+    failed = False
     try:
         yield
     except ScriptControlException:  # st.stop, st.rerun, st.switch_page
@@ -45,15 +50,16 @@ def page_errors():
     except (DataError, SpecError) as exc:
         show_error(exc)
     except Exception as exc:  # noqa: BLE001 - the boundary: nothing may reach the browser
+        failed = True
         ref = secrets.token_hex(4)
         LOG.exception("page failed (reference %s)", ref)
         st.error(f"Something went wrong on this page ({type(exc).__name__}); it has been logged on "
                  f"the server under reference {ref}. Try again, change the settings, or go back "
                  "to the Data page.", icon=":material/error:")
     finally:
-        if "source" in st.session_state:  # the choices this run ended with, into the address
-            from .permalink import remember
-
+        if failed:  # a state that breaks the page must not come back with a reload
+            forget()
+        elif "source" in st.session_state:  # the choices this run ended with, into the address
             remember(st.session_state)
 
 

@@ -102,10 +102,10 @@ with page_errors():  # the page's one error boundary: tracebacks go to the log
     with c1:
         cfg["mode"] = st.radio("Split", list(MODES), format_func=MODES.get,
                                index=list(MODES).index(cfg["mode"]))
-        cfg["seed"] = int(st.number_input("Seed (permutation and k-means)", 0, 10_000, int(cfg["seed"])))
+        cfg["seed"] = int(st.number_input("Seed (permutation and k-means)", 0, runs.SEED_MAX, int(cfg["seed"])))
         if cfg["mode"] == "paper":
-            cfg["val_frac"] = st.slider("Validation share", 0.05, 0.4, float(cfg["val_frac"]), 0.05)
-            cfg["test_frac"] = st.slider("Test share", 0.05, 0.5, float(cfg["test_frac"]), 0.05)
+            cfg["val_frac"] = st.slider("Validation share", *runs.VAL_FRAC, float(cfg["val_frac"]), 0.05)
+            cfg["test_frac"] = st.slider("Test share", *runs.TEST_FRAC, float(cfg["test_frac"]), 0.05)
         elif cfg["mode"] == "file":
             st.caption('A JSON object {"train": [...], "val": [...], "test": [...]} of query ids '
                        '("ood" optional).')

@@ -48,7 +48,7 @@ with page_errors():  # the page's one error boundary: tracebacks go to the log
             family = o1.selectbox("Validation objective (chooses γ)", list(FAMILIES),
                                   index=list(FAMILIES).index(family), format_func=FAMILIES.get,
                                   help="own: NUDGE-M hit@1, NUDGE-N recall@val_k")
-            k = int(o2.number_input("k", 1, 1000, int(k), help="cut-off for recall, NDCG and MRR"))
+            k = int(o2.number_input("k", 1, runs.K_MAX, int(k), help="cut-off for recall, NDCG and MRR"))
             cfg["objective"] = None if family == "own" else ("hit@1" if family == "hit" else f"{family}@{k}")
             cfg["choose"] = st.radio("Choose γ", ["smallest", "plateau-middle"], horizontal=True,
                                      index=["smallest", "plateau-middle"].index(cfg.get("choose", "smallest")),

@@ -88,6 +88,15 @@ def pack(obj) -> str:
     (pack({"v": 1, "settings": {"methods": ["nudge-m"], "choose": "smallest", "gamma": {
         "nudge-m": {"mode": "range", "value": 0.1, "range": [0.5, 0.1, 0.1]}}}}), "Fine-tune settings"),
     (pack({"v": 1, "split": {"seed": "0; import os"}}), "split settings"),
+    # values the engine takes but the pages' widgets do not (each crashed a page before)
+    (pack({"v": 1, "split": {"seed": 20000}}), "split settings"),
+    (pack({"v": 1, "split": {"val_frac": 0.6, "test_frac": 0.6}}), "split settings"),
+    (pack({"v": 1, "settings": {"methods": ["none"], "choose": "smallest"}}), "Fine-tune settings"),
+    (pack({"v": 1, "settings": {"methods": ["nudge-n"], "choose": "smallest",
+                                "objective": "recall@5000"}}), "Fine-tune settings"),
+    (pack({"v": 1, "settings": {"methods": ["nudge-n"], "choose": "smallest", "gamma": {
+        "nudge-n": {"mode": "automatic", "value": 7.0, "range": [0, 1, 0.1]}}}}), "Fine-tune settings"),
+    (pack({"v": 1, "settings": {"methods": ["nudge-n"], "choose": "largest"}}), "Fine-tune settings"),
     (pack({"v": 1, "source": {"kind": "path", "shown": "../../etc"}}), "could not be loaded again"),
     (pack({"v": 1, "source": {"kind": "upload"}}), "Upload it again"),
 ])
@@ -100,3 +109,33 @@ def test_a_hostile_or_stale_address_falls_back_to_the_defaults_with_a_message(va
     if "settings" in words or "read" in words:
         assert at.session_state.settings_cfg == defaults.settings_cfg
     goto(at, "pages/results.py")  # and the app works on
+
+
+def test_every_choice_the_fine_tune_form_offers_round_trips():
+    """Each value of the form's choices, set as the form sets it, comes back after a reload."""
+    at = new_app()
+    goto(at, "pages/finetune.py")
+    {r.label: r for r in at.radio}["Choose γ"].set_value("plateau-middle")
+    {r.label: r for r in at.radio}["NUDGE-N γ"].set_value("exact")
+    [s for s in at.selectbox if s.label.startswith("Validation objective")][0].set_value("mrr")
+    [n for n in at.number_input if n.label == "k"][0].set_value(1000)
+    at.button[0].click().run()
+    assert not at.exception and not errors(at), errors(at)
+    cfg = at.session_state.settings_cfg
+    assert cfg["choose"] == "plateau-middle" and cfg["objective"] == "mrr@1000"
+    again = reloaded(address(at))
+    assert not warnings(again), warnings(again)
+    assert again.session_state.settings_cfg == cfg
+
+
+def test_a_page_that_fails_drops_the_choices_from_the_address(monkeypatch):
+    at = new_app()
+    assert permalink.PARAM in at.query_params
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a state this page cannot draw")
+    from explorer_app import runs
+    monkeypatch.setattr(runs, "require_result", broken)
+    goto(at, "pages/results.py")
+    assert any("Something went wrong" in e for e in errors(at))
+    assert permalink.PARAM not in at.query_params  # a reload starts from the defaults

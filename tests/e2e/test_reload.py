@@ -52,9 +52,12 @@ def test_a_reload_keeps_the_seed_and_the_gamma_and_finds_the_fit_again(server, b
     settle(page)
     assert "seed 3" in sidebar(page), sidebar(page)
     check(page, shots, "reload-01-finetune-after-reload")
-    # another page, then a reload there: the address is written again after the navigation
-    go(page, "3 · Results")
-    assert "s=" in page.url
+    # other pages, then a reload: the address is written again after each move (the browser
+    # clears it on navigation; a browser walk once lost the choices this way)
+    for title in ("5 · Movement", "1 · Data", "3 · Results"):
+        go(page, title)
+        page.wait_for_timeout(1500)
+        assert "s=" in page.url, (title, page.url)
     page.reload()
     page.get_by_role("heading", name="3 · Results").first.wait_for(timeout=120_000)
     settle(page)
