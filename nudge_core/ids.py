@@ -10,7 +10,8 @@ more than the shard the out-of-core path holds. :class:`IdList` keeps the ids in
   numeric ids);
 * ``numpy.dtypes.StringDType`` storage otherwise: **16 bytes per id**, ids of more than 15 UTF-8
   bytes adding their length (+8) in an arena, so one 200-character id costs ~200 bytes instead of
-  widening every row to 200 (``S200``); also used when an id holds a NUL, which ``S`` would drop;
+  widening every row to 200 (``S200``); an id holding a NUL is refused (ids are text; numpy 2.4
+  sorts StringDType wrongly around NULs, which would break the lookup);
 * the lookup: **8 bytes per id** (the int64 argsort; numpy's ``searchsorted(..., sorter=)`` copies
   any other index dtype on every call).
 
@@ -72,11 +73,11 @@ class IdList(Sequence):
     @classmethod
     def from_chunks(cls, chunks: Iterable[list[str]]) -> "IdList":
         """The ids of ``chunks`` (lists of ``str``), in order; only one chunk is ever held as
-        Python strings. Raises ValueError naming the row of an id with a lone surrogate
-        (``"\\ud800"``), which UTF-8, hence either storage, cannot hold."""
+        Python strings. Raises ValueError naming the row of an id holding a NUL (ids are text), or
+        a lone surrogate (``"\\ud800"``), which UTF-8, hence either storage, cannot hold."""
         parts: list[np.ndarray] = []
         n = width = long_bytes = 0
-        variable = False  # StringDType from here on (an id holds a NUL)
+        variable = False  # S<w> unless StringDType is smaller (decided at the end)
         for strs in chunks:
             if not strs:
                 continue
@@ -89,15 +90,15 @@ class IdList(Sequence):
             lengths = np.fromiter(map(len, encoded), np.int64, len(encoded))
             width = max(width, int(lengths.max()))
             long_bytes += int((lengths[lengths > INLINE_BYTES] + 8).sum())
-            if not variable and b"\x00" in b"".join(encoded):
-                variable = True
-                parts = [_to_strings(p) for p in parts]
-            parts.append(np.array(strs, dtype=STRING_DTYPE) if variable else np.array(encoded, "S"))
+            if b"\x00" in b"".join(encoded):  # numpy 2.4 sorts StringDType wrongly around NULs
+                bad = next(i for i, e in enumerate(encoded) if b"\x00" in e)
+                raise ValueError(f"the id on row {n + bad} holds a NUL character; ids are text")
+            parts.append(np.array(encoded, "S"))
             n += len(strs)
             del encoded
         if not n:
             return cls._wrap(np.zeros(0, "S1"))
-        if not variable and n * width > 16 * n + long_bytes:
+        if n * width > 16 * n + long_bytes:
             variable = True
             parts = [_to_strings(p) for p in parts]
         if variable:
@@ -239,7 +240,7 @@ class IdLookup(Mapping):
         if not isinstance(key, str):
             return None
         if not self._fixed:
-            return key if _encodable(key) else None
+            return key if _encodable(key) and "\x00" not in key else None
         try:
             raw = key.encode("utf-8")
         except UnicodeEncodeError:

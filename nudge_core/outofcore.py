@@ -146,8 +146,9 @@ class SharedScan:
     (:func:`share_scan`): the base top ``k`` without the rows ``union`` (every view's overlay
     rows), and the queries' base scores of ``union`` (n_q, len(union)), read off the same GEMM."""
 
-    def __init__(self, digest: str, k: int, union: np.ndarray, scores: np.ndarray,
+    def __init__(self, source, digest: str, k: int, union: np.ndarray, scores: np.ndarray,
                  rows: np.ndarray, kept: np.ndarray) -> None:
+        self.source = source  # (corpus, normalize) it was read from: only such views may use it
         self.digest, self.k, self.union = digest, k, union
         self.scores, self.rows, self.kept = scores, rows, kept
 
@@ -161,6 +162,8 @@ def share_scan(views: list, queries: np.ndarray, k: int) -> None:
     if not views:
         return
     first = views[0]
+    if any(v.corpus is not first.corpus or v.normalize != first.normalize for v in views):
+        raise ValueError("share_scan needs views of one corpus, all normalised or all not")
     union = np.unique(np.concatenate([v.over_rows for v in views]))
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     paths, offsets = first._tasks()
@@ -170,7 +173,7 @@ def share_scan(views: list, queries: np.ndarray, k: int) -> None:
     scores, rows = topk_sorted(np.concatenate([p[0] for p in parts], axis=1),
                                np.concatenate([p[1] for p in parts], axis=1), k)
     kept = np.concatenate([p[2] for p in parts], axis=1)
-    scan = SharedScan(_digest(queries), k, union, scores, rows, kept)
+    scan = SharedScan((first.corpus, first.normalize), _digest(queries), k, union, scores, rows, kept)
     for v in views:
         v.scan = scan
 
@@ -299,6 +302,7 @@ class ShardedIndex:
             raise ValueError(f"k must be >= 1, got {k}")
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if (self.scan is not None and exclude is None and not excluded_scores and k <= self.scan.k
+                and self.scan.source[0] is self.corpus and self.scan.source[1] == self.normalize
                 and self.scan.digest == _digest(queries)
                 and np.isin(self.over_rows, self.scan.union).all()):
             return self._from_scan(queries, k)

@@ -94,6 +94,8 @@ def normalize_rows(x: np.ndarray, out: np.ndarray | None = None,
     map; ``out`` may be ``x`` itself when it is writable. Large blocks are split across a few
     threads (the result does not depend on how).
     """
+    if hasattr(x, "unit_view"):  # a whole unit-norm copy of an out-of-core corpus: never
+        raise TypeError("a sharded corpus is normalised as it is read: use its unit_view()")
     if out is None:
         out = np.empty(x.shape, dtype=np.float32)
     low, high = SAFE_NORMS
@@ -191,7 +193,8 @@ def search(queries: np.ndarray, base: np.ndarray, k: int, exclude: np.ndarray | 
             best_scores, best_rows = _merge(best_scores, best_rows, scores, start, k)
             continue
         # only queries with a score above their current k-th best can change (a few percent of
-        # them per block once the scan is past the first k * step rows); ties keep the earlier row
+        # them per block once the scan is past the first k * step rows); which of several records
+        # tied at the k-th place is kept stays arbitrary, as before
         hit = np.flatnonzero((scores > best_scores.min(axis=1)[:, None]).any(axis=1))
         if len(hit):
             best_scores[hit], best_rows[hit] = _merge(best_scores[hit], best_rows[hit],

@@ -161,7 +161,9 @@ def sensitivity_sweep(dataset: Dataset, splits: Sequence[Split], spec: RunSpec, 
     chosen: dict[str, list[float]] = {m.name: [] for m in methods}
     chosen_metrics: dict[str, list[dict]] = {m.name: [] for m in methods}
     total = len(methods) * len(splits)
-    normalized = normalize_rows(dataset.corpus_emb)  # once, shared (read only) by every fit
+    # normalised once, shared (read only) by every fit; a sharded corpus as each shard is read
+    corpus = dataset.corpus_emb
+    normalized = corpus.unit_view() if hasattr(corpus, "unit_view") else normalize_rows(corpus)
     step = 0
     for split in splits:
         sets = {"train": dataset.queries(split.train), "val": dataset.queries(split.val),

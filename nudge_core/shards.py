@@ -53,10 +53,16 @@ def corpus_mib(corpus) -> float:
 def route_out_of_core(ds, limit_mib: float | None = None) -> str | None:
     """Open ``ds``'s memory-mapped float32 ``corpus.npy`` of ``limit_mib`` MiB or more as a
     one-shard :class:`ShardedCorpus` (in place; results are identical, ``tests/test_outofcore.py``)
-    and return a note saying so; None when the corpus stays as it is (smaller, already sharded,
-    converted from another dtype, or not a file). ``limit_mib``: default :data:`OUT_OF_CORE_MIB`."""
+    and return a note saying so; an in-memory corpus over the limit (converted from another dtype,
+    or read from a zip) stays, with a note saying so and how to shard it; None when the corpus
+    stays silently (smaller, or already sharded). ``limit_mib``: default :data:`OUT_OF_CORE_MIB`."""
     limit_mib = OUT_OF_CORE_MIB if limit_mib is None else limit_mib
     corpus = ds.corpus_emb
+    if type(corpus) is np.ndarray and corpus.nbytes >= limit_mib * 2**20:
+        return (f"the corpus is {corpus.nbytes / 2**20:,.0f} MiB as float32, over the in-memory "
+                f"limit of {limit_mib:,.0f} MiB, but it is held in memory: its file is not a float32 "
+                ".npy that can be read in place (another dtype, or inside a .zip); `nudge-explorer "
+                "shard` writes float32 shards, which are searched out of core")
     if (not isinstance(corpus, np.memmap) or corpus.dtype != np.float32
             or corpus.nbytes < limit_mib * 2**20 or not corpus.filename
             or not Path(corpus.filename).is_file()):

@@ -38,6 +38,11 @@ def never_whole(monkeypatch):
     monkeypatch.setattr(ShardedIndex, "__array__", refuse)
 
 
+def visit(at, page: str):
+    goto(at, page)
+    assert not errors(at), (page, errors(at))
+
+
 def load(at, shown: str):
     at.radio[0].set_value("path").run()
     [s for s in at.selectbox if s.label == "Dataset on the server"][0].set_value(shown).run()
@@ -56,28 +61,28 @@ def test_every_page_on_a_sharded_dataset_over_the_limit_never_reads_it_whole(ser
     for name in registry.gamma_methods():  # a fixed γ that moves records (the Movement page)
         cfg["gamma"][name].update(mode="fixed", value=0.1)
     at.session_state["settings_cfg"] = cfg
-    goto(at, "pages/finetune.py")
+    visit(at, "pages/finetune.py")
     assert at.dataframe, "the fine-tune table"
-    goto(at, "pages/results.py")
+    visit(at, "pages/results.py")
     box = [s for s in at.selectbox if s.label == "Query"][0]
     box.set_value(box.options[1].split(":")[0]).run()
     assert not at.exception, [e.value for e in at.exception]
-    goto(at, "pages/ood.py")
-    goto(at, "pages/movement.py")
+    visit(at, "pages/ood.py")
+    visit(at, "pages/movement.py")
     pick = [s for s in at.selectbox if s.label.startswith("Moved record")][0]
     pick.set_value(pick.options[-1]).run()  # why it moved + local view of another record
     assert not at.exception, [e.value for e in at.exception]
     assert any("Training queries pulling it" == m.label for m in at.metric)
-    goto(at, "pages/sensitivity.py")
-    goto(at, "pages/export.py")
+    visit(at, "pages/sensitivity.py")
+    visit(at, "pages/export.py")
     button = [b for b in at.get("download_button") if "Fine-tuned embeddings" in b.proto.label][0]
     assert button.proto.disabled
     assert any("too large to download through the browser" in c.value for c in at.caption)
-    goto(at, "pages/serving.py")
+    visit(at, "pages/serving.py")
     said = " ".join(i.value for i in at.info)
     assert "over this server's in-memory limit of 0 MiB" in said and "does not build them" in said
     assert "--index int8" in at.code[0].value and "toysh" in at.code[0].value
-    goto(at, "pages/compare.py")
+    visit(at, "pages/compare.py")
     assert not errors(at), errors(at)
 
 

@@ -120,9 +120,11 @@ def test_a_dropped_list_is_freed_without_the_cycle_collector():
 
 
 def test_odd_ids_nul_and_lone_surrogate():
-    ids = IdList(["a\x00", "a", "b"])  # S would drop the trailing NUL: StringDType is used
-    assert not ids.fixed_width and list(ids) == ["a\x00", "a", "b"]
-    assert ids.lookup["a\x00"] == 0 and ids.lookup["a"] == 1
+    # a NUL is refused (numpy 2.4 sorts StringDType wrongly around NULs: ids like these were not found)
+    with pytest.raises(ValueError, match="row 1 holds a NUL character"):
+        IdList(["\xff", "\x00\x00a"])
+    with pytest.raises(ValueError, match="row 0 holds a NUL character"):
+        IdList(["a\x00", "a", "b"])
     with pytest.raises(ValueError, match="row 1 holds a lone surrogate"):
         IdList(["ok", "bad\ud800"])
     assert IdList.numbered(12) == [str(i) for i in range(12)] and len(IdList.numbered(0)) == 0

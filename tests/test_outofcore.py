@@ -230,3 +230,35 @@ def test_one_shared_pass_answers_each_views_search_as_its_own_pass(toy, tmp_path
     other = queries[::-1].copy()  # other queries: the view searches its shards itself
     np.testing.assert_array_equal(views[1].search(other, 5)[1], search(other, np.asarray(views[1]), 5)[1])
     assert len(calls) == 10
+
+
+def test_a_shared_pass_is_used_only_by_views_of_its_own_corpus(toy, tmp_path):
+    from nudge_core.outofcore import share_scan
+
+    corpus = np.load(next((toy / "one" / "emb").iterdir()) / "corpus.npy")
+    shards = write_shards(corpus, tmp_path / "s", rows=70)
+    unit, raw = shards.unit_view(), ShardedIndex(shards, normalize=False)
+    with pytest.raises(ValueError, match="views of one corpus"):
+        share_scan([unit, raw], corpus[:4], 5)
+    queries = corpus[:4] * 3
+    share_scan([unit], queries, 5)
+    raw.scan = unit.scan  # handed to a view of other vectors: it searches its own shards
+    np.testing.assert_array_equal(raw.search(queries, 5)[1], search(queries, corpus, 5)[1])
+    with pytest.raises(TypeError, match="unit_view"):
+        normalize_rows(shards)  # never a whole in-memory copy of a sharded corpus
+
+
+def test_an_in_memory_corpus_over_the_limit_stays_with_a_note_saying_how_to_shard_it(toy, tmp_path):
+    from nudge_core.shards import route_out_of_core
+
+    src = next((toy / "one" / "emb").iterdir()) / "corpus.npy"
+    folder = tmp_path / "f16"
+    import shutil
+    shutil.copytree(toy / "one", folder)
+    np.save(next((folder / "emb").iterdir()) / "corpus.npy", np.load(src).astype(np.float16))
+    ds = load_dataset(folder)
+    note = route_out_of_core(ds, limit_mib=0)
+    assert isinstance(ds.corpus_emb, np.ndarray) and "held in memory" in note and "shard" in note
+    one = load_dataset(toy / "one")
+    assert "searched out of core" in route_out_of_core(one, limit_mib=0)
+    assert route_out_of_core(load_dataset(toy / "one"), limit_mib=1e6) is None
