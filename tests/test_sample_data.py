@@ -173,3 +173,23 @@ def test_build_script_subset(tmp_path):
         full = np.load(DATA / "emb" / MODEL / "corpus.npy")[:50].astype(np.float32)
         sub = np.load(emb / "corpus.npy").astype(np.float32)
         assert np.max(np.abs(full - sub)) < 5e-3
+
+
+def test_rebuilt_texts_ignore_what_this_process_patched(monkeypatch):
+    """Texts are rebuilt in a fresh interpreter: torch.package replaces ``inspect.getfile`` when
+    imported, and the record then had no text in the process that imported torch."""
+    import inspect
+
+    from nudge_core.data import load_dataset
+    from nudge_core.examples.stdlib_docs import rebuilt_texts, record_text
+
+    ds = load_dataset(str(DATA), model=MODEL, load_texts=False)
+
+    def patched(obj):  # what torch.package does: a replacement without inspect's docstring
+        return ""
+    monkeypatch.setattr(inspect, "getfile", patched)
+    assert record_text("inspect.getfile") is None  # in this process the record is lost
+    texts = rebuilt_texts(ds)
+    assert texts["inspect.getfile"].startswith("inspect.getfile(object)\n")
+    assert "source or compiled file" in texts["inspect.getfile"]  # inspect's own docstring
+    assert len(texts) == len(ds.corpus_ids)  # every record of the example, as shipped

@@ -25,7 +25,10 @@ import builtins
 import functools
 import importlib
 import inspect
+import json
+import os
 import re
+import subprocess
 import sys
 import threading
 import warnings
@@ -404,5 +407,25 @@ def rebuilt_texts(dataset) -> dict[str, str] | None:
     where texts are needed (model fine-tuning), never on load."""
     if not is_bundled(dataset):
         return None
-    texts = {rid: record_text(rid) for rid in dataset.corpus_ids}
-    return {rid: text for rid, text in texts.items() if text}
+    # in a fresh interpreter: a library imported into this one may have patched the standard
+    # library (torch.package replaces inspect.getfile, whose record then lost its text), and the
+    # imports and warning filters stay out of the app's process
+    root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    proc = subprocess.run([sys.executable, "-m", "nudge_core.examples.stdlib_docs"], env=env,
+                          input="\n".join(dataset.corpus_ids), capture_output=True, text=True,
+                          timeout=900)
+    if proc.returncode != 0:
+        raise RuntimeError(f"rebuilding the bundled example's texts failed: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout)
+
+
+def _print_texts() -> None:
+    """``python -m nudge_core.examples.stdlib_docs`` < ids (one per line): the JSON object
+    record id -> :func:`record_text` of the ids this interpreter has (see :func:`rebuilt_texts`)."""
+    texts = {rid: record_text(rid) for rid in sys.stdin.read().split("\n") if rid}
+    json.dump({rid: text for rid, text in texts.items() if text}, sys.stdout)
+
+
+if __name__ == "__main__":
+    _print_texts()
