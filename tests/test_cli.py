@@ -140,8 +140,12 @@ def test_ood_query_set_from_a_zip(folder, tmp_path):
     assert res["ood"]["n_queries"] == 30 and res["ood"]["source"] == str(archive)
 
 
+#: The CLI stopped while it extracts a zip. Ctrl-C as typed in a terminal: a shell that runs a job
+#: in the background (``cmd &``, as a CI script may) starts it with SIGINT ignored, so the child
+#: puts Python's own handler back first.
 STOPPABLE = """
-import sys, time, pathlib
+import signal, sys, time, pathlib
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import nudge_core.data as data
 original = data.dataset_root
 def slow_root(path, *a):
