@@ -125,9 +125,9 @@ def _running(job: jobs.Job, cancel) -> None:
         with st.container(border=True):
             st.markdown(f"**{job.label} still running…** The numbers shown are the other "
                         "methods'; this page fills in by itself when it is done. You may leave "
-                        "the page: the run goes on. A reload opens a new session, which finds "
-                        "this run again when its data and settings are the same (an upload and "
-                        "changed settings belong to the session that made them).")
+                        "the page: the run goes on. A reload keeps your settings (they are in the "
+                        "page address) and finds this run again; an uploaded dataset has to be "
+                        "uploaded again, and then the run is found too.")
             ahead = sum(j.started is not None for j in jobs.JOBS.running())
             text = (f"waiting for a free worker ({ahead} runs ahead)" if job.queued
                     else f"{job.message} · {job.seconds:.0f} s")
