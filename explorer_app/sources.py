@@ -110,11 +110,11 @@ def too_large(ds) -> str | None:
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the dataset…")
-def load_path(key: str, path: str, model: str | None, limit_mib: float | None = None):
+def load_path(key: str, path: str, model: str | None, limit_mib: float):
     """The dataset at ``path`` (``key``: its content hash); a one-file corpus of ``limit_mib`` MiB
     or more opened out of core, with a note saying so (:func:`~nudge_core.shards.route_out_of_core`)."""
     ds = load_dataset(path, model)
-    note = route_out_of_core(ds, in_memory_limit() if limit_mib is None else limit_mib)
+    note = route_out_of_core(ds, limit_mib)
     if note:
         ds.notes.append(note)
     return ds

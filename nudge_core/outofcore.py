@@ -166,13 +166,8 @@ def share_scan(views: list, queries: np.ndarray, k: int) -> None:
         raise ValueError("share_scan needs views of one corpus, all normalised or all not")
     union = np.unique(np.concatenate([v.over_rows for v in views]))
     queries = np.ascontiguousarray(queries, dtype=np.float32)
-    paths, offsets = first._tasks()
-    parts = first.backend.map(search_shard, paths, offsets, broadcast=dict(
-        queries=queries, k=k, exclude=union, normalize=first.normalize, want_excluded=True),
-        progress=first.on_shard)
-    scores, rows = topk_sorted(np.concatenate([p[0] for p in parts], axis=1),
-                               np.concatenate([p[1] for p in parts], axis=1), k)
-    kept = np.concatenate([p[2] for p in parts], axis=1)
+    scores, rows, kept = first._pass(queries, k, union)
+    scores, rows = topk_sorted(scores, rows, k)
     scan = SharedScan((first.corpus, first.normalize), _digest(queries), k, union, scores, rows, kept)
     for v in views:
         v.scan = scan
@@ -258,13 +253,9 @@ class ShardedIndex:
         """Rows [start, stop) read as contiguous ranges of their shards (one pass per shard, pages
         released as read), overlay rows in place."""
         out = np.empty((max(stop - start, 0), self.dim), np.float32)
-        c = self.corpus
-        for i in range(c.n_shards):
-            a, b = max(start, int(c.offsets[i])), min(stop, int(c.offsets[i + 1]))
-            if a < b:
-                base = _UnitShard(_load(str(c.paths[i])), str(c.paths[i]), self.normalize)
-                off = int(c.offsets[i])
-                out[a - start:b - start] = base[a - off:b - off]
+        for i, lo, hi, at in self.corpus.ranges(start, stop):
+            path = str(self.corpus.paths[i])
+            out[at:at + hi - lo] = _UnitShard(_load(path), path, self.normalize)[lo:hi]
         lo, hi = np.searchsorted(self.over_rows, [start, stop])
         out[self.over_rows[lo:hi] - start] = self.over_vecs[lo:hi]
         return out
@@ -310,25 +301,30 @@ class ShardedIndex:
         if excluded_scores and (exclude is None or (len(excl) and not 0 <= excl[0] <= excl[-1] < self.n)):
             raise ValueError("excluded_scores=True needs exclude, with rows inside the base")
         skip = np.union1d(excl, self.over_rows)
-        paths, offsets = self._tasks()
-        parts = self.backend.map(search_shard, paths, offsets, broadcast=dict(
-            queries=queries, k=k, exclude=skip, normalize=self.normalize, want_excluded=True),
-            progress=self.on_shard)
+        base_scores, base_rows, kept_all = self._pass(queries, k, skip)  # kept_all: `skip`'s scores
         free = ~np.isin(self.over_rows, excl)  # overlay rows that compete
         over_scores = queries @ self.over_vecs.T
-        scores = np.concatenate([p[0] for p in parts] + [over_scores[:, free]], axis=1)
-        rows = np.concatenate([p[1] for p in parts]
-                              + [np.broadcast_to(self.over_rows[free], (len(queries), int(free.sum())))],
-                              axis=1)
+        scores = np.concatenate([base_scores, over_scores[:, free]], axis=1)
+        rows = np.concatenate([base_rows, np.broadcast_to(self.over_rows[free],
+                                                          (len(queries), int(free.sum())))], axis=1)
         top = topk_sorted(scores, rows, k)
         if not excluded_scores:
             return top
-        kept_all = np.concatenate([p[2] for p in parts], axis=1)  # scores of `skip`, in order
         kept = kept_all[:, np.searchsorted(skip, excl)]
         in_over = np.isin(excl, self.over_rows)
         if in_over.any():
             kept[:, in_over] = over_scores[:, np.searchsorted(self.over_rows, excl[in_over])]
         return (*top, kept)
+
+    def _pass(self, queries: np.ndarray, k: int, skip: np.ndarray):
+        """One pass over the shards on the backend: every shard's top ``k`` for ``queries``
+        without the sorted global rows ``skip``, side by side ((n_q, k * shards) scores and rows,
+        unmerged), and the queries' scores of ``skip`` in its order (n_q, len(skip))."""
+        paths, offsets = self._tasks()
+        parts = self.backend.map(search_shard, paths, offsets, broadcast=dict(
+            queries=queries, k=k, exclude=skip, normalize=self.normalize, want_excluded=True),
+            progress=self.on_shard)
+        return tuple(np.concatenate([p[j] for p in parts], axis=1) for j in range(3))
 
     def _from_scan(self, queries: np.ndarray, k: int):
         """:meth:`search` answered from :attr:`scan`: its base top k, the base scores of the

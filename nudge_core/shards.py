@@ -157,6 +157,15 @@ class ShardedCorpus:
     def __len__(self) -> int:
         return self.shape[0]
 
+    def ranges(self, start: int, stop: int):
+        """Where rows [start, stop) lie: ``(shard i, first row in it, end row in it, position of
+        the first in the output)`` for each shard they touch, in order."""
+        for i in range(self.n_shards):
+            off = int(self.offsets[i])
+            a, b = max(start, off), min(stop, int(self.offsets[i + 1]))
+            if a < b:
+                yield i, a - off, b - off, a - start
+
     def shard(self, i: int) -> np.memmap:
         """Shard ``i`` memory-mapped (re-opened each time, so its pages are released with it)."""
         return np.load(self.paths[i], mmap_mode="r", allow_pickle=False)
@@ -169,10 +178,8 @@ class ShardedCorpus:
             if step != 1:
                 return self[np.arange(start, stop, step)]
             out = np.empty((max(stop - start, 0), self.dim), np.float32)
-            for i in range(self.n_shards):
-                a, b = max(start, self.offsets[i]), min(stop, self.offsets[i + 1])
-                if a < b:
-                    out[a - start:b - start] = self.shard(i)[a - self.offsets[i]:b - self.offsets[i]]
+            for i, lo, hi, at in self.ranges(start, stop):
+                out[at:at + hi - lo] = self.shard(i)[lo:hi]
             return out
         rows = np.asarray(key)
         if rows.ndim == 0:
